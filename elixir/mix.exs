@@ -1,0 +1,27 @@
+defmodule DevstralElixir.MixProject do
+  use Mix.Project
+
+  # No Hex registry is reachable here, so the project has no Hex dependencies:
+  # it builds on OTP (Mnesia, inets, ssl, erl_tar) and Debian's yaws and jiffy,
+  # which are found through ERL_LIBS (see the Makefile).
+  def project do
+    [
+      app: :devstral_elixir,
+      version: "0.1.0",
+      elixir: "~> 1.14",
+      start_permanent: Mix.env() == :prod,
+      elixirc_paths: elixirc_paths(Mix.env()),
+      deps: []
+    ]
+  end
+
+  def application do
+    [
+      extra_applications: [:logger, :inets, :ssl, :public_key, :crypto, :mnesia, :eex],
+      mod: {DevstralElixir.Application, []}
+    ]
+  end
+
+  defp elixirc_paths(:test), do: ["lib", "test/support"]
+  defp elixirc_paths(_), do: ["lib"]
+end
