@@ -1,0 +1,67 @@
+"""Fill-in-the-middle formats of the model families we target.
+
+One table serves both the generation backend (which formats a FIM request with
+the loaded model's own tokens) and the dataset builder (which formats training
+rows for the target model named in its config).
+
+PSM (prefix, suffix, middle) is the order every family supports. SPM puts the
+suffix first; for the sentinel-token families we use the widely trained
+"<PRE><SUF>suffix<MID>prefix" variant, so the middle still follows <MID>.
+Mistral/Devstral's format is suffix-first by design ("[SUFFIX]s[PREFIX]p"), so
+for that family both orderings produce the same text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FimStyle:
+    name: str
+    prefix: str
+    suffix: str
+    middle: str
+
+    def psm(self, prefix: str, suffix: str) -> str:
+        """The prompt whose continuation is the middle, prefix first."""
+        if self.name == "mistral":
+            return f"{self.suffix}{suffix}{self.prefix}{prefix}"
+        return f"{self.prefix}{prefix}{self.suffix}{suffix}{self.middle}"
+
+    def spm(self, prefix: str, suffix: str) -> str:
+        """The prompt whose continuation is the middle, suffix first."""
+        if self.name == "mistral":
+            return self.psm(prefix, suffix)
+        return f"{self.prefix}{self.suffix}{suffix}{self.middle}{prefix}"
+
+    def tokens(self) -> tuple[str, ...]:
+        return (self.prefix, self.suffix, self.middle)
+
+
+STYLES: dict[str, FimStyle] = {
+    # Qwen2.5-Coder (and our tiny default model).
+    "qwen": FimStyle("qwen", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),
+    # StarCoder / StarCoder2 / SantaCoder.
+    "starcoder": FimStyle("starcoder", "<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
+    # Mistral / Codestral / Devstral: no middle sentinel, generation follows [PREFIX]p.
+    "mistral": FimStyle("mistral", "[PREFIX]", "[SUFFIX]", ""),
+}
+
+
+def style(name: str) -> FimStyle:
+    """Look a style up by name, with an error that lists the valid ones."""
+    try:
+        return STYLES[name]
+    except KeyError:
+        raise ValueError(f"unknown FIM style {name!r}; expected one of {sorted(STYLES)}") from None
+
+
+def detect(vocabulary: Iterable[str]) -> FimStyle | None:
+    """The FIM style whose sentinel tokens are all in a tokenizer's vocabulary."""
+    vocab = set(vocabulary)
+    for candidate in STYLES.values():
+        if all(token in vocab for token in candidate.tokens() if token):
+            return candidate
+    return None

@@ -1,0 +1,460 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class FinishReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FINISH_REASON_UNSPECIFIED: _ClassVar[FinishReason]
+    FINISH_REASON_STOP: _ClassVar[FinishReason]
+    FINISH_REASON_LENGTH: _ClassVar[FinishReason]
+    FINISH_REASON_CANCELLED: _ClassVar[FinishReason]
+FINISH_REASON_UNSPECIFIED: FinishReason
+FINISH_REASON_STOP: FinishReason
+FINISH_REASON_LENGTH: FinishReason
+FINISH_REASON_CANCELLED: FinishReason
+
+class PortFrame(_message.Message):
+    __slots__ = ("call_id", "method", "kind", "payload", "status_code", "message")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[PortFrame.Kind]
+        REQUEST: _ClassVar[PortFrame.Kind]
+        STREAM_ITEM: _ClassVar[PortFrame.Kind]
+        END: _ClassVar[PortFrame.Kind]
+        ERROR: _ClassVar[PortFrame.Kind]
+        CANCEL: _ClassVar[PortFrame.Kind]
+    KIND_UNSPECIFIED: PortFrame.Kind
+    REQUEST: PortFrame.Kind
+    STREAM_ITEM: PortFrame.Kind
+    END: PortFrame.Kind
+    ERROR: PortFrame.Kind
+    CANCEL: PortFrame.Kind
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    method: str
+    kind: PortFrame.Kind
+    payload: bytes
+    status_code: int
+    message: str
+    def __init__(self, call_id: _Optional[int] = ..., method: _Optional[str] = ..., kind: _Optional[_Union[PortFrame.Kind, str]] = ..., payload: _Optional[bytes] = ..., status_code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class HealthRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HealthResponse(_message.Message):
+    __slots__ = ("status", "model", "version", "uptime_ms", "backends", "device", "pid")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_MS_FIELD_NUMBER: _ClassVar[int]
+    BACKENDS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    model: ModelInfo
+    version: str
+    uptime_ms: int
+    backends: _containers.RepeatedScalarFieldContainer[str]
+    device: str
+    pid: int
+    def __init__(self, status: _Optional[str] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., version: _Optional[str] = ..., uptime_ms: _Optional[int] = ..., backends: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+
+class LoadModelRequest(_message.Message):
+    __slots__ = ("model", "backend", "device", "dtype", "adapter")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    backend: str
+    device: str
+    dtype: str
+    adapter: str
+    def __init__(self, model: _Optional[str] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., adapter: _Optional[str] = ...) -> None: ...
+
+class LoadModelResponse(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: ModelInfo
+    def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
+
+class FimTokens(_message.Message):
+    __slots__ = ("prefix", "suffix", "middle")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    SUFFIX_FIELD_NUMBER: _ClassVar[int]
+    MIDDLE_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    suffix: str
+    middle: str
+    def __init__(self, prefix: _Optional[str] = ..., suffix: _Optional[str] = ..., middle: _Optional[str] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("id", "path", "backend", "device", "dtype", "context_length", "parameters", "fim", "has_chat_template", "active_adapter")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    FIM_FIELD_NUMBER: _ClassVar[int]
+    HAS_CHAT_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    path: str
+    backend: str
+    device: str
+    dtype: str
+    context_length: int
+    parameters: int
+    fim: FimTokens
+    has_chat_template: bool
+    active_adapter: str
+    def __init__(self, id: _Optional[str] = ..., path: _Optional[str] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., context_length: _Optional[int] = ..., parameters: _Optional[int] = ..., fim: _Optional[_Union[FimTokens, _Mapping]] = ..., has_chat_template: _Optional[bool] = ..., active_adapter: _Optional[str] = ...) -> None: ...
+
+class ChatMessage(_message.Message):
+    __slots__ = ("role", "content")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    content: str
+    def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
+
+class ChatPrompt(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
+    def __init__(self, messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ...) -> None: ...
+
+class FimPrompt(_message.Message):
+    __slots__ = ("prefix", "suffix")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    SUFFIX_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    suffix: str
+    def __init__(self, prefix: _Optional[str] = ..., suffix: _Optional[str] = ...) -> None: ...
+
+class SamplingParams(_message.Message):
+    __slots__ = ("max_tokens", "temperature", "top_p", "seed", "stop")
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    TOP_P_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    max_tokens: int
+    temperature: float
+    top_p: float
+    seed: int
+    stop: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GenerateRequest(_message.Message):
+    __slots__ = ("model", "prompt", "chat", "fim", "params", "request_id")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    CHAT_FIELD_NUMBER: _ClassVar[int]
+    FIM_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    prompt: str
+    chat: ChatPrompt
+    fim: FimPrompt
+    params: SamplingParams
+    request_id: str
+    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., chat: _Optional[_Union[ChatPrompt, _Mapping]] = ..., fim: _Optional[_Union[FimPrompt, _Mapping]] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class Usage(_message.Message):
+    __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens", "time_to_first_token_us")
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_FIRST_TOKEN_US_FIELD_NUMBER: _ClassVar[int]
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    time_to_first_token_us: int
+    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., time_to_first_token_us: _Optional[int] = ...) -> None: ...
+
+class GenerateResponse(_message.Message):
+    __slots__ = ("text", "token_ids", "finish_reason", "usage", "model")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    token_ids: _containers.RepeatedScalarFieldContainer[int]
+    finish_reason: FinishReason
+    usage: Usage
+    model: str
+    def __init__(self, text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., model: _Optional[str] = ...) -> None: ...
+
+class EmbedRequest(_message.Message):
+    __slots__ = ("texts", "model")
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    model: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ...) -> None: ...
+
+class Embedding(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class EmbedResponse(_message.Message):
+    __slots__ = ("embeddings", "dimensions", "model")
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
+    dimensions: int
+    model: str
+    def __init__(self, embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., dimensions: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
+
+class JobEvent(_message.Message):
+    __slots__ = ("job_id", "kind", "phase", "message", "step", "total_steps", "elapsed_ms", "eta_ms", "metrics", "artifact_path")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[JobEvent.Kind]
+        PROGRESS: _ClassVar[JobEvent.Kind]
+        LOG: _ClassVar[JobEvent.Kind]
+        METRICS: _ClassVar[JobEvent.Kind]
+        CHECKPOINT: _ClassVar[JobEvent.Kind]
+        COMPLETED: _ClassVar[JobEvent.Kind]
+        FAILED: _ClassVar[JobEvent.Kind]
+        CANCELLED: _ClassVar[JobEvent.Kind]
+    KIND_UNSPECIFIED: JobEvent.Kind
+    PROGRESS: JobEvent.Kind
+    LOG: JobEvent.Kind
+    METRICS: JobEvent.Kind
+    CHECKPOINT: JobEvent.Kind
+    COMPLETED: JobEvent.Kind
+    FAILED: JobEvent.Kind
+    CANCELLED: JobEvent.Kind
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_STEPS_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
+    ETA_MS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_PATH_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    kind: JobEvent.Kind
+    phase: str
+    message: str
+    step: int
+    total_steps: int
+    elapsed_ms: int
+    eta_ms: int
+    metrics: _containers.ScalarMap[str, float]
+    artifact_path: str
+    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[_Union[JobEvent.Kind, str]] = ..., phase: _Optional[str] = ..., message: _Optional[str] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., elapsed_ms: _Optional[int] = ..., eta_ms: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., artifact_path: _Optional[str] = ...) -> None: ...
+
+class BuildDatasetRequest(_message.Message):
+    __slots__ = ("job_id", "inputs", "out_dir", "config_json", "seed", "eval_files")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUT_DIR_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    EVAL_FILES_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    inputs: _containers.RepeatedScalarFieldContainer[str]
+    out_dir: str
+    config_json: str
+    seed: int
+    eval_files: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_id: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., out_dir: _Optional[str] = ..., config_json: _Optional[str] = ..., seed: _Optional[int] = ..., eval_files: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LoraConfig(_message.Message):
+    __slots__ = ("r", "alpha", "dropout", "target_modules", "train_embeddings", "embeddings_learning_rate")
+    R_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    DROPOUT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_MODULES_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
+    r: int
+    alpha: float
+    dropout: float
+    target_modules: _containers.RepeatedScalarFieldContainer[str]
+    train_embeddings: bool
+    embeddings_learning_rate: float
+    def __init__(self, r: _Optional[int] = ..., alpha: _Optional[float] = ..., dropout: _Optional[float] = ..., target_modules: _Optional[_Iterable[str]] = ..., train_embeddings: _Optional[bool] = ..., embeddings_learning_rate: _Optional[float] = ...) -> None: ...
+
+class TrainConfig(_message.Message):
+    __slots__ = ("epochs", "max_steps", "learning_rate", "batch_size", "gradient_accumulation_steps", "max_seq_length", "warmup_ratio", "max_grad_norm", "save_steps", "eval_steps", "early_stopping_patience", "early_stopping_threshold", "quantization", "gradient_checkpointing", "packing", "regularizer", "regularizer_weight", "seed", "lora")
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    GRADIENT_ACCUMULATION_STEPS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEQ_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_RATIO_FIELD_NUMBER: _ClassVar[int]
+    MAX_GRAD_NORM_FIELD_NUMBER: _ClassVar[int]
+    SAVE_STEPS_FIELD_NUMBER: _ClassVar[int]
+    EVAL_STEPS_FIELD_NUMBER: _ClassVar[int]
+    EARLY_STOPPING_PATIENCE_FIELD_NUMBER: _ClassVar[int]
+    EARLY_STOPPING_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
+    GRADIENT_CHECKPOINTING_FIELD_NUMBER: _ClassVar[int]
+    PACKING_FIELD_NUMBER: _ClassVar[int]
+    REGULARIZER_FIELD_NUMBER: _ClassVar[int]
+    REGULARIZER_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    LORA_FIELD_NUMBER: _ClassVar[int]
+    epochs: int
+    max_steps: int
+    learning_rate: float
+    batch_size: int
+    gradient_accumulation_steps: int
+    max_seq_length: int
+    warmup_ratio: float
+    max_grad_norm: float
+    save_steps: int
+    eval_steps: int
+    early_stopping_patience: int
+    early_stopping_threshold: float
+    quantization: str
+    gradient_checkpointing: bool
+    packing: bool
+    regularizer: str
+    regularizer_weight: float
+    seed: int
+    lora: LoraConfig
+    def __init__(self, epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., learning_rate: _Optional[float] = ..., batch_size: _Optional[int] = ..., gradient_accumulation_steps: _Optional[int] = ..., max_seq_length: _Optional[int] = ..., warmup_ratio: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., save_steps: _Optional[int] = ..., eval_steps: _Optional[int] = ..., early_stopping_patience: _Optional[int] = ..., early_stopping_threshold: _Optional[float] = ..., quantization: _Optional[str] = ..., gradient_checkpointing: _Optional[bool] = ..., packing: _Optional[bool] = ..., regularizer: _Optional[str] = ..., regularizer_weight: _Optional[float] = ..., seed: _Optional[int] = ..., lora: _Optional[_Union[LoraConfig, _Mapping]] = ...) -> None: ...
+
+class TrainRequest(_message.Message):
+    __slots__ = ("job_id", "base_model", "dataset_dir", "stage", "output_dir", "config", "resume", "init_adapter", "general_eval_path")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    DATASET_DIR_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_DIR_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
+    INIT_ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    GENERAL_EVAL_PATH_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    base_model: str
+    dataset_dir: str
+    stage: int
+    output_dir: str
+    config: TrainConfig
+    resume: bool
+    init_adapter: str
+    general_eval_path: str
+    def __init__(self, job_id: _Optional[str] = ..., base_model: _Optional[str] = ..., dataset_dir: _Optional[str] = ..., stage: _Optional[int] = ..., output_dir: _Optional[str] = ..., config: _Optional[_Union[TrainConfig, _Mapping]] = ..., resume: _Optional[bool] = ..., init_adapter: _Optional[str] = ..., general_eval_path: _Optional[str] = ...) -> None: ...
+
+class EvaluateRequest(_message.Message):
+    __slots__ = ("job_id", "model", "adapter", "loss_datasets", "benchmarks", "max_problems", "samples_per_problem", "params", "output_path")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    LOSS_DATASETS_FIELD_NUMBER: _ClassVar[int]
+    BENCHMARKS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_PER_PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_PATH_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    model: str
+    adapter: str
+    loss_datasets: _containers.RepeatedScalarFieldContainer[str]
+    benchmarks: _containers.RepeatedScalarFieldContainer[str]
+    max_problems: int
+    samples_per_problem: int
+    params: SamplingParams
+    output_path: str
+    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[str] = ..., adapter: _Optional[str] = ..., loss_datasets: _Optional[_Iterable[str]] = ..., benchmarks: _Optional[_Iterable[str]] = ..., max_problems: _Optional[int] = ..., samples_per_problem: _Optional[int] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., output_path: _Optional[str] = ...) -> None: ...
+
+class CancelJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class CancelJobResponse(_message.Message):
+    __slots__ = ("found",)
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    def __init__(self, found: _Optional[bool] = ...) -> None: ...
+
+class AdapterInfo(_message.Message):
+    __slots__ = ("name", "path", "base_model", "stage", "run", "active", "merged", "metrics_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    MERGED_FIELD_NUMBER: _ClassVar[int]
+    METRICS_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    base_model: str
+    stage: int
+    run: str
+    active: bool
+    merged: bool
+    metrics_json: str
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., base_model: _Optional[str] = ..., stage: _Optional[int] = ..., run: _Optional[str] = ..., active: _Optional[bool] = ..., merged: _Optional[bool] = ..., metrics_json: _Optional[str] = ...) -> None: ...
+
+class ListAdaptersRequest(_message.Message):
+    __slots__ = ("root",)
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    root: str
+    def __init__(self, root: _Optional[str] = ...) -> None: ...
+
+class ListAdaptersResponse(_message.Message):
+    __slots__ = ("adapters",)
+    ADAPTERS_FIELD_NUMBER: _ClassVar[int]
+    adapters: _containers.RepeatedCompositeFieldContainer[AdapterInfo]
+    def __init__(self, adapters: _Optional[_Iterable[_Union[AdapterInfo, _Mapping]]] = ...) -> None: ...
+
+class ActivateAdapterRequest(_message.Message):
+    __slots__ = ("adapter",)
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    adapter: str
+    def __init__(self, adapter: _Optional[str] = ...) -> None: ...
+
+class ActivateAdapterResponse(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: ModelInfo
+    def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
