@@ -1,3 +1,9 @@
+# Debian installs yaws outside OTP's lib directory; putting its ebin on the code
+# path here makes it visible to compilation, `mix run` and `mix test` alike
+# (ERL_LIBS=/usr/lib/yaws works too).
+yaws_ebin = System.get_env("YAWS_EBIN", "/usr/lib/yaws/ebin")
+if File.dir?(yaws_ebin), do: Code.append_path(yaws_ebin)
+
 defmodule DevstralElixir.MixProject do
   use Mix.Project
 

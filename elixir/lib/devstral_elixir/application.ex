@@ -1,26 +1,55 @@
 defmodule DevstralElixir.Application do
   @moduledoc """
-  The OTP application: the always-on infrastructure (task supervisor, event
-  registry) and, unless `start_services` is false, the Python worker and the
-  HTTP server.
+  The OTP application: the always-on infrastructure (task supervisor) and,
+  unless `start_services` is false (as in the test environment), the Python
+  worker and the HTTP server, configured from the environment by
+  `DevstralElixir.Config`.
   """
   use Application
+  require Logger
+
+  alias DevstralElixir.Config
 
   @impl true
   def start(_type, _args) do
     children =
-      [
-        {Task.Supervisor, name: DevstralElixir.TaskSupervisor}
-      ] ++ services()
+      [{Task.Supervisor, name: DevstralElixir.TaskSupervisor}] ++
+        if Application.get_env(:devstral_elixir, :start_services, true),
+          do: services(load_config()),
+          else: []
 
     Supervisor.start_link(children, strategy: :one_for_one, name: DevstralElixir.Supervisor)
   end
 
-  defp services do
-    if Application.get_env(:devstral_elixir, :start_services, true) do
-      []
-    else
-      []
-    end
+  @doc false
+  @spec services(Config.t()) :: [Supervisor.child_spec() | {module(), keyword()}]
+  def services(config) do
+    File.mkdir_p!(config.data_dir)
+
+    [
+      {DevstralElixir.Worker,
+       python: config.python,
+       cd: config.root,
+       args: if(config.worker_grpc, do: [], else: ["--no-grpc"]),
+       env: %{
+         "MODEL" => config.model,
+         "GRPC_PORT" => Integer.to_string(config.grpc_port),
+         "DATA_DIR" => config.data_dir
+       }},
+      {DevstralElixir.Web.Server,
+       host: config.http_host,
+       port: config.http_port,
+       api_token: config.api_token,
+       log_dir: Path.join(config.data_dir, "logs")}
+    ]
+  end
+
+  # A bad setting stops the host with one clear line rather than a crash report.
+  defp load_config do
+    Config.load()
+  rescue
+    error in Config.Error ->
+      IO.puts(:stderr, "configuration error: #{error.message}")
+      System.halt(2)
   end
 end

@@ -1,0 +1,150 @@
+defmodule DevstralElixir.Config do
+  @moduledoc """
+  Runtime configuration, read from environment variables at start.
+
+  | variable | default | meaning |
+  | --- | --- | --- |
+  | `MODEL` | `DATA_DIR/models/tiny-elixir` | model the worker loads: a local directory or a hub id |
+  | `HTTP_HOST` | `127.0.0.1` | address the HTTP server binds |
+  | `HTTP_PORT` | `4000` | HTTP port |
+  | `GRPC_PORT` | `50051` | the worker's gRPC port (`0` picks a free one) |
+  | `WORKER_GRPC` | `true` | whether the worker also serves gRPC |
+  | `DATA_DIR` | `<repo>/data` | models, corpora, datasets, adapters, Mnesia |
+  | `API_TOKEN` | unset | bearer token for `/v1/*`; required when `HTTP_HOST` is not loopback |
+  | `WORKER_PYTHON` | `<repo>/.venv/bin/python` | the Python interpreter that runs the worker |
+
+  An invalid value raises `DevstralElixir.Config.Error` naming the variable, so
+  the host fails at start instead of misbehaving later.
+  """
+
+  defmodule Error do
+    @moduledoc "An invalid configuration value; the message names the variable."
+    defexception [:message]
+  end
+
+  @enforce_keys [:root, :data_dir, :model, :http_host, :http_port, :grpc_port]
+  defstruct [
+    :root,
+    :data_dir,
+    :model,
+    :http_host,
+    :http_port,
+    :grpc_port,
+    :api_token,
+    :python,
+    worker_grpc: true
+  ]
+
+  @type t :: %__MODULE__{
+          root: Path.t(),
+          data_dir: Path.t(),
+          model: String.t(),
+          http_host: :inet.ip_address(),
+          http_port: :inet.port_number(),
+          grpc_port: :inet.port_number(),
+          api_token: String.t() | nil,
+          python: Path.t(),
+          worker_grpc: boolean()
+        }
+
+  # The repository root: this file lives in <root>/elixir/lib/devstral_elixir/.
+  @root Path.expand("../../..", __DIR__)
+
+  @doc "The repository root (overridable with `DEVSTRAL_ROOT`)."
+  @spec root() :: Path.t()
+  def root, do: System.get_env("DEVSTRAL_ROOT") || @root
+
+  @doc "The data directory (`DATA_DIR`, default `<repo>/data`), as an absolute path."
+  @spec data_dir() :: Path.t()
+  def data_dir, do: Path.expand(System.get_env("DATA_DIR") || Path.join(root(), "data"))
+
+  @doc """
+  Reads and validates the whole configuration from `env` (default: the process
+  environment). Raises `DevstralElixir.Config.Error` on an invalid value.
+  """
+  @spec load(%{optional(String.t()) => String.t()}) :: t()
+  def load(env \\ System.get_env()) do
+    root = Map.get(env, "DEVSTRAL_ROOT", @root)
+    data_dir = Path.expand(non_empty(env, "DATA_DIR") || Path.join(root, "data"))
+    http_host = ip(env, "HTTP_HOST", "127.0.0.1")
+    api_token = non_empty(env, "API_TOKEN")
+
+    if not loopback?(http_host) and api_token == nil do
+      raise Error,
+            "HTTP_HOST=#{env["HTTP_HOST"]} is not a loopback address, so API_TOKEN must be set: " <>
+              "a server reachable from other machines needs a token"
+    end
+
+    %__MODULE__{
+      root: root,
+      data_dir: data_dir,
+      model: model(env, data_dir),
+      http_host: http_host,
+      http_port: port(env, "HTTP_PORT", 4000),
+      grpc_port: port(env, "GRPC_PORT", 50051),
+      worker_grpc: boolean(env, "WORKER_GRPC", true),
+      api_token: api_token,
+      python: non_empty(env, "WORKER_PYTHON") || Path.join(root, ".venv/bin/python")
+    }
+  end
+
+  @doc "True for 127.0.0.0/8 and ::1."
+  @spec loopback?(:inet.ip_address()) :: boolean()
+  def loopback?({127, _, _, _}), do: true
+  def loopback?({0, 0, 0, 0, 0, 0, 0, 1}), do: true
+  def loopback?(_), do: false
+
+  defp non_empty(env, name) do
+    case Map.get(env, name) do
+      nil -> nil
+      value -> if String.trim(value) == "", do: nil, else: value
+    end
+  end
+
+  # A hub id ("Qwen/Qwen2.5-Coder-1.5B") is passed through to the worker; a value
+  # that looks like a path must name an existing directory.
+  defp model(env, data_dir) do
+    case non_empty(env, "MODEL") do
+      nil ->
+        Path.join(data_dir, "models/tiny-elixir")
+
+      value ->
+        if String.starts_with?(value, ["/", ".", "~"]) and not File.dir?(Path.expand(value)) do
+          raise Error, "MODEL=#{value} looks like a path but no such directory exists"
+        end
+
+        value
+    end
+  end
+
+  defp port(env, name, default) do
+    case non_empty(env, name) do
+      nil ->
+        default
+
+      value ->
+        case Integer.parse(value) do
+          {n, ""} when n in 0..65_535 -> n
+          _ -> raise Error, "#{name} must be an integer from 0 to 65535, got #{inspect(value)}"
+        end
+    end
+  end
+
+  defp ip(env, name, default) do
+    value = non_empty(env, name) || default
+
+    case :inet.parse_address(String.to_charlist(value)) do
+      {:ok, address} -> address
+      {:error, _} -> raise Error, "#{name} must be an IP address, got #{inspect(value)}"
+    end
+  end
+
+  defp boolean(env, name, default) do
+    case non_empty(env, name) do
+      nil -> default
+      value when value in ["1", "true", "yes"] -> true
+      value when value in ["0", "false", "no"] -> false
+      value -> raise Error, "#{name} must be true or false, got #{inspect(value)}"
+    end
+  end
+end

@@ -1,0 +1,46 @@
+defmodule DevstralElixir.Web.Router do
+  @moduledoc """
+  Maps requests to handlers:
+
+    * `GET /health` - `DevstralElixir.Web.Health`
+    * `/v1/*` - the OpenAI-compatible API, `DevstralElixir.Web.OpenAI`
+      (bearer `API_TOKEN` required when one is configured)
+
+  Every handler returns `{status, headers, body}` or, for a streamed body,
+  `{:stream, status, headers, producer}` (see `DevstralElixir.Web.Appmod`).
+  """
+
+  alias DevstralElixir.Web.{Health, Json, OpenAI, Request}
+
+  @type context :: %{worker: GenServer.server(), api_token: String.t() | nil}
+  @type result ::
+          Request.response()
+          | {:stream, pos_integer(), [{String.t(), String.t()}], (function() -> any())}
+
+  @doc "Routes one request."
+  @spec route(Request.t(), context()) :: result()
+  def route(%Request{method: "GET", path: ["health"]}, context), do: Health.show(context)
+
+  def route(%Request{path: ["v1" | rest]} = request, context) do
+    if authorized?(request, context.api_token) do
+      OpenAI.route(request.method, rest, request, context)
+    else
+      Json.error(401, "missing or wrong bearer token", code: "invalid_api_key")
+    end
+  end
+
+  def route(%Request{method: method, path: path}, _context) do
+    Json.error(404, "no route for #{method} /#{Enum.join(path, "/")}", code: "not_found")
+  end
+
+  @doc "True when no token is configured or the request carries it as a bearer token."
+  @spec authorized?(Request.t(), String.t() | nil) :: boolean()
+  def authorized?(_request, nil), do: true
+
+  def authorized?(request, token) do
+    case Request.header(request, "authorization") do
+      "Bearer " <> given -> byte_size(given) == byte_size(token) and :crypto.hash_equals(given, token)
+      _ -> false
+    end
+  end
+end

@@ -1,0 +1,38 @@
+defmodule DevstralElixir.ConfigTest do
+  use ExUnit.Case, async: true
+
+  alias DevstralElixir.Config
+
+  test "defaults: loopback, port 4000, the tiny model under DATA_DIR" do
+    config = Config.load(%{"DATA_DIR" => "/tmp/some-data"})
+    assert config.http_host == {127, 0, 0, 1}
+    assert config.http_port == 4000
+    assert config.grpc_port == 50051
+    assert config.model == "/tmp/some-data/models/tiny-elixir"
+    assert config.worker_grpc
+  end
+
+  test "an invalid port names the variable" do
+    error = assert_raise Config.Error, fn -> Config.load(%{"HTTP_PORT" => "abc"}) end
+    assert error.message =~ "HTTP_PORT"
+    assert error.message =~ "abc"
+
+    assert_raise Config.Error, ~r/GRPC_PORT/, fn -> Config.load(%{"GRPC_PORT" => "70000"}) end
+  end
+
+  test "a non-loopback bind needs API_TOKEN" do
+    assert_raise Config.Error, ~r/API_TOKEN/, fn -> Config.load(%{"HTTP_HOST" => "0.0.0.0"}) end
+    config = Config.load(%{"HTTP_HOST" => "0.0.0.0", "API_TOKEN" => "secret"})
+    assert config.http_host == {0, 0, 0, 0}
+  end
+
+  test "a MODEL path that does not exist is rejected, a hub id is passed through" do
+    assert_raise Config.Error, ~r/MODEL/, fn -> Config.load(%{"MODEL" => "/nonexistent/model"}) end
+    assert Config.load(%{"MODEL" => "Qwen/Qwen2.5-Coder-1.5B"}).model == "Qwen/Qwen2.5-Coder-1.5B"
+  end
+
+  test "bad addresses and booleans name their variables" do
+    assert_raise Config.Error, ~r/HTTP_HOST/, fn -> Config.load(%{"HTTP_HOST" => "nope"}) end
+    assert_raise Config.Error, ~r/WORKER_GRPC/, fn -> Config.load(%{"WORKER_GRPC" => "maybe"}) end
+  end
+end
