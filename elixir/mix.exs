@@ -17,13 +17,15 @@ defmodule DevstralElixir.MixProject do
       elixir: "~> 1.14",
       start_permanent: Mix.env() == :prod,
       elixirc_paths: elixirc_paths(Mix.env()),
-      deps: []
+      deps: [],
+      # yaws is started in embedded mode by DevstralElixir.Web.Server, not as a dependency.
+      xref: [exclude: [:yaws_api]]
     ]
   end
 
   def application do
     [
-      extra_applications: [:logger, :inets, :ssl, :public_key, :crypto, :mnesia, :eex],
+      extra_applications: [:logger, :inets, :ssl, :public_key, :crypto, :mnesia, :eex, :jiffy],
       mod: {DevstralElixir.Application, []}
     ]
   end

@@ -27,7 +27,10 @@ defmodule DevstralElixir.ConfigTest do
   end
 
   test "a MODEL path that does not exist is rejected, a hub id is passed through" do
-    assert_raise Config.Error, ~r/MODEL/, fn -> Config.load(%{"MODEL" => "/nonexistent/model"}) end
+    assert_raise Config.Error, ~r/MODEL/, fn ->
+      Config.load(%{"MODEL" => "/nonexistent/model"})
+    end
+
     assert Config.load(%{"MODEL" => "Qwen/Qwen2.5-Coder-1.5B"}).model == "Qwen/Qwen2.5-Coder-1.5B"
   end
 

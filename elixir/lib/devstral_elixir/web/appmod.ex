@@ -16,7 +16,10 @@ defmodule DevstralElixir.Web.Appmod do
     Record.extract(:http_request, from_lib: "yaws/include/yaws_api.hrl")
   )
 
-  Record.defrecordp(:yaws_headers, Record.extract(:headers, from_lib: "yaws/include/yaws_api.hrl"))
+  Record.defrecordp(
+    :yaws_headers,
+    Record.extract(:headers, from_lib: "yaws/include/yaws_api.hrl")
+  )
 
   alias DevstralElixir.Web.{Json, Request, Router}
 

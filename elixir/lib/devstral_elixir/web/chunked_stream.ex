@@ -21,7 +21,7 @@ defmodule DevstralElixir.Web.ChunkedStream do
   Starts the body process. Returns `{:ok, pid}` to hand to the router result
   `{:stream, status, headers, pid}`, or `{:error, response}` from `prepare`.
   """
-  @spec start((-> {:ok, state} | {:error, response}), (state, emit() -> any())) ::
+  @spec start((() -> {:ok, state} | {:error, response}), (state, emit() -> any())) ::
           {:ok, pid()} | {:error, response}
         when state: term(), response: term()
   def start(prepare, produce) do

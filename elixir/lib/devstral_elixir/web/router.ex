@@ -39,8 +39,11 @@ defmodule DevstralElixir.Web.Router do
 
   def authorized?(request, token) do
     case Request.header(request, "authorization") do
-      "Bearer " <> given -> byte_size(given) == byte_size(token) and :crypto.hash_equals(given, token)
-      _ -> false
+      "Bearer " <> given ->
+        byte_size(given) == byte_size(token) and :crypto.hash_equals(given, token)
+
+      _ ->
+        false
     end
   end
 end

@@ -1,0 +1,129 @@
+"""Streaming overhead of the full path against in-process generation.
+
+    .venv/bin/python bench/stream_overhead.py [--tokens 128] [--rounds 5]
+
+Full path: HTTP (`/v1/completions`, `stream: true`) -> yaws -> Elixir host ->
+Port -> Python worker. Baseline: the worker's own transformers backend called
+in this process. Same model (the tiny default), prompt, token count and greedy
+decoding. Rounds alternate between the two and the medians are reported, since
+these machines are noisy.
+
+Prints one JSON line: tokens/s of both, their ratio (full / direct; the target
+is >= 0.90) and the time to first token of both with the overhead in ms
+(target <= 20).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from python_worker.backends.base import LoadOptions, SamplingOptions, TextPrompt  # noqa: E402
+from python_worker.backends.transformers_backend import TransformersBackend  # noqa: E402
+from tests.host_process import TINY_MODEL, HostProcess  # noqa: E402
+
+PROMPT = "defmodule Stack do\n  use GenServer\n\n  def start_link(opts) do\n"
+
+
+def direct_round(backend: TransformersBackend, tokens: int) -> tuple[float, float, int]:
+    """(seconds to first token, total seconds, tokens) for one in-process generation."""
+
+    async def run() -> tuple[float, float, int]:
+        start = time.perf_counter()
+        ids = backend.encode(TextPrompt(PROMPT))
+        first = None
+        count = 0
+        async for delta in backend.generate(ids, SamplingOptions(max_tokens=tokens)):
+            count += len(delta.token_ids)
+            if first is None and delta.token_ids:
+                first = time.perf_counter() - start
+        return first or 0.0, time.perf_counter() - start, count
+
+    return asyncio.run(run())
+
+
+def http_round(port: int, tokens: int) -> tuple[float, float, int]:
+    """(seconds to first token, total seconds, tokens) for one streamed HTTP completion."""
+    body = json.dumps(
+        {
+            "prompt": PROMPT,
+            "max_tokens": tokens,
+            "temperature": 0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    )
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    start = time.perf_counter()
+    connection.request("POST", "/v1/completions", body, {"content-type": "application/json"})
+    response = connection.getresponse()
+    assert response.status == 200, response.read()
+    first = None
+    count = 0
+    for line in response:
+        if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
+            continue
+        event = json.loads(line[6:])
+        if first is None and event["choices"] and event["choices"][0]["text"]:
+            first = time.perf_counter() - start
+        if event.get("usage"):
+            count = event["usage"]["completion_tokens"]
+    total = time.perf_counter() - start
+    connection.close()
+    return first or 0.0, total, count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokens", type=int, default=128, help="tokens generated per round")
+    parser.add_argument("--rounds", type=int, default=5, help="measured rounds per path")
+    args = parser.parse_args()
+
+    backend = TransformersBackend()
+    backend.load(LoadOptions(model=str(TINY_MODEL), device="cpu"))
+
+    with tempfile.TemporaryDirectory() as data_dir, HostProcess(Path(data_dir), {"WORKER_GRPC": "false"}) as host:
+        # Warm both paths (first-call allocations, JIT-ish caches) before measuring.
+        direct_round(backend, 8)
+        http_round(host.port, 8)
+        direct, full = [], []
+        for _ in range(args.rounds):
+            direct.append(direct_round(backend, args.tokens))
+            full.append(http_round(host.port, args.tokens))
+
+    def summary(rounds: list[tuple[float, float, int]]) -> tuple[float, float, int]:
+        ttft = statistics.median(r[0] for r in rounds)
+        tps = statistics.median(r[2] / r[1] for r in rounds)
+        return ttft, tps, rounds[0][2]
+
+    d_ttft, d_tps, d_tokens = summary(direct)
+    f_ttft, f_tps, f_tokens = summary(full)
+    print(
+        json.dumps(
+            {
+                "bench": "stream_overhead",
+                "model": TINY_MODEL.name,
+                "tokens": {"direct": d_tokens, "full": f_tokens},
+                "rounds": args.rounds,
+                "direct_tokens_per_s": round(d_tps, 1),
+                "full_tokens_per_s": round(f_tps, 1),
+                "throughput_ratio": round(f_tps / d_tps, 3),
+                "direct_ttft_ms": round(d_ttft * 1000, 2),
+                "full_ttft_ms": round(f_ttft * 1000, 2),
+                "ttft_overhead_ms": round((f_ttft - d_ttft) * 1000, 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+defmodule DevstralElixir.Web.OpenAI do
+  @moduledoc """
+  The OpenAI-compatible API: `GET /v1/models`, `GET /v1/models/ID`,
+  `POST /v1/completions` (with `suffix` for fill-in-the-middle) and
+  `POST /v1/chat/completions`. With `"stream": true` the answer is SSE
+  `data:` chunks ending in `data: [DONE]`, written as the worker produces
+  tokens.
+
+  Errors are OpenAI-shaped JSON: 400 for malformed JSON, missing or invalid
+  fields and prompts over the context length; 404 for an unknown model; 503
+  while the worker is not ready.
+  """
+
+  alias DevstralElixir.Proto.{GenerateResponse, Usage}
+  alias DevstralElixir.Web.{ChunkedStream, Json, OpenAIParams, Request}
+  alias DevstralElixir.Worker
+  alias DevstralElixir.Worker.Error
+
+  @doc "Routes a `/v1/...` request (the path after `v1`)."
+  @spec route(String.t(), [String.t()], Request.t(), map()) :: term()
+  def route("GET", ["models"], _request, context) do
+    with {:ok, model} <- ready_model(context) do
+      Json.respond(200, %{"object" => "list", "data" => [model_object(model)]})
+    end
+  end
+
+  def route("GET", ["models" | id_parts], _request, context) when id_parts != [] do
+    id = Enum.join(id_parts, "/")
+
+    with {:ok, model} <- ready_model(context), :ok <- same_model(id, model) do
+      Json.respond(200, model_object(model))
+    end
+  end
+
+  def route("POST", ["completions"], request, context),
+    do: generate(request, context, :completion)
+
+  def route("POST", ["chat", "completions"], request, context),
+    do: generate(request, context, :chat)
+
+  def route(method, path, _request, _context) do
+    Json.error(404, "no route for #{method} /v1/#{Enum.join(path, "/")}", code: "not_found")
+  end
+
+  defp generate(request, context, kind) do
+    with {:ok, body} <- decode(request.body),
+         {:ok, parsed} <- parse(kind, body),
+         {:ok, model} <- ready_model(context),
+         :ok <- same_model(parsed.model, model) do
+      request = %{parsed.request | model: ""}
+      meta = %{kind: kind, model: model.id, id: id(kind), created: System.os_time(:second)}
+
+      if parsed.stream,
+        do: stream(context.worker, request, Map.put(meta, :include_usage, parsed.include_usage)),
+        else: collect(context.worker, request, meta)
+    end
+  end
+
+  defp decode(body) do
+    case Json.decode(body) do
+      {:ok, decoded} -> {:ok, decoded}
+      {:error, message} -> Json.error(400, message, code: "invalid_json")
+    end
+  end
+
+  defp parse(:completion, body), do: invalid_to_error(OpenAIParams.completion(body))
+  defp parse(:chat, body), do: invalid_to_error(OpenAIParams.chat(body))
+
+  defp invalid_to_error({:ok, _} = ok), do: ok
+  defp invalid_to_error({:invalid, message, param}), do: Json.error(400, message, param: param)
+
+  defp ready_model(context) do
+    info =
+      try do
+        Worker.info(context.worker)
+      catch
+        :exit, _ -> %{status: :down}
+      end
+
+    case info do
+      %{status: :ready, model: model} when model != nil ->
+        {:ok, model}
+
+      %{status: status} ->
+        Json.error(503, "the model worker is #{status}; try again shortly",
+          code: "worker_unavailable"
+        )
+    end
+  end
+
+  # Clients may name the model by its id or by the last part of its path.
+  defp same_model(nil, _model), do: :ok
+  defp same_model("", _model), do: :ok
+
+  defp same_model(name, model) do
+    if name == model.id or name == Path.basename(model.id) do
+      :ok
+    else
+      Json.error(
+        404,
+        "the model #{inspect(name)} does not exist; this server serves #{inspect(model.id)}",
+        param: "model",
+        code: "model_not_found"
+      )
+    end
+  end
+
+  defp model_object(model) do
+    %{"id" => model.id, "object" => "model", "created" => 0, "owned_by" => "devstral-elixir"}
+  end
+
+  # Non-streamed: gather the deltas, answer once.
+  defp collect(worker, request, meta) do
+    with {:ok, ref} <- open(worker, request) do
+      case gather(ref, []) do
+        {:ok, text, last} ->
+          Json.respond(200, final_object(meta, text, last))
+
+        {:error, error} ->
+          error_response(error)
+      end
+    end
+  end
+
+  defp gather(ref, acc) do
+    case Worker.await(ref) do
+      {:item, %GenerateResponse{finish_reason: :FINISH_REASON_UNSPECIFIED, text: text}} ->
+        gather(ref, [acc | text])
+
+      {:item, %GenerateResponse{text: text} = last} ->
+        _ = Worker.await(ref, 5_000)
+        {:ok, IO.iodata_to_binary([acc | text]), last}
+
+      :end ->
+        {:error, %Error{status: :internal, message: "generation ended without a finish reason"}}
+
+      {:error, error} ->
+        {:error, error}
+    end
+  end
+
+  defp final_object(%{kind: :completion} = meta, text, last) do
+    meta
+    |> envelope("text_completion")
+    |> Map.merge(%{
+      "choices" => [
+        %{"index" => 0, "text" => text, "logprobs" => nil, "finish_reason" => finish(last)}
+      ],
+      "usage" => usage(last.usage)
+    })
+  end
+
+  defp final_object(%{kind: :chat} = meta, text, last) do
+    meta
+    |> envelope("chat.completion")
+    |> Map.merge(%{
+      "choices" => [
+        %{
+          "index" => 0,
+          "message" => %{"role" => "assistant", "content" => text},
+          "logprobs" => nil,
+          "finish_reason" => finish(last)
+        }
+      ],
+      "usage" => usage(last.usage)
+    })
+  end
+
+  # Streamed: the first event is awaited before the 200 goes out, so a prompt
+  # over the context length still gets its 400.
+  defp stream(worker, request, meta) do
+    prepare = fn ->
+      case open(worker, request) do
+        {:ok, ref} ->
+          case Worker.await(ref) do
+            {:item, first} -> {:ok, {ref, first}}
+            :end -> {:error, Json.error(500, "generation ended without output")}
+            {:error, error} -> {:error, error_response(error)}
+          end
+
+        response ->
+          {:error, response}
+      end
+    end
+
+    case ChunkedStream.start(prepare, fn {ref, first}, emit -> produce(ref, first, meta, emit) end) do
+      {:ok, pid} ->
+        {:stream, 200, [{"content-type", "text/event-stream"}, {"cache-control", "no-cache"}],
+         pid}
+
+      {:error, response} ->
+        response
+    end
+  end
+
+  defp produce(ref, first, meta, emit) do
+    if meta.kind == :chat,
+      do: emit.(event(chunk(meta, %{"role" => "assistant", "content" => ""}, nil)))
+
+    relay(ref, first, meta, emit)
+  end
+
+  defp relay(ref, %GenerateResponse{} = item, meta, emit) do
+    done? = item.finish_reason != :FINISH_REASON_UNSPECIFIED
+
+    sent =
+      cond do
+        done? ->
+          emit.(event(chunk(meta, delta(meta, item.text), finish(item))))
+
+        item.text == "" ->
+          :ok
+
+        true ->
+          emit.(event(chunk(meta, delta(meta, item.text), nil)))
+      end
+
+    cond do
+      sent != :ok ->
+        # The client went away: stop generating.
+        Worker.cancel(ref)
+
+      done? ->
+        if meta.include_usage, do: emit.(event(usage_chunk(meta, item.usage)))
+        emit.("data: [DONE]\n\n")
+
+      true ->
+        case Worker.await(ref) do
+          {:item, next} -> relay(ref, next, meta, emit)
+          :end -> emit.("data: [DONE]\n\n")
+          {:error, error} -> emit.(event(%{"error" => error_body(error)}))
+        end
+    end
+  end
+
+  defp delta(%{kind: :chat}, text), do: %{"content" => text}
+  defp delta(%{kind: :completion}, text), do: text
+
+  defp chunk(%{kind: :completion} = meta, text, finish) do
+    meta
+    |> envelope("text_completion")
+    |> Map.put("choices", [
+      %{"index" => 0, "text" => text, "logprobs" => nil, "finish_reason" => finish}
+    ])
+  end
+
+  defp chunk(%{kind: :chat} = meta, delta, finish) do
+    meta
+    |> envelope("chat.completion.chunk")
+    |> Map.put("choices", [
+      %{"index" => 0, "delta" => delta, "logprobs" => nil, "finish_reason" => finish}
+    ])
+  end
+
+  defp usage_chunk(meta, usage) do
+    object = if meta.kind == :chat, do: "chat.completion.chunk", else: "text_completion"
+    meta |> envelope(object) |> Map.merge(%{"choices" => [], "usage" => usage(usage)})
+  end
+
+  defp event(object), do: ["data: ", Json.encode(object), "\n\n"]
+
+  defp envelope(meta, object) do
+    %{"id" => meta.id, "object" => object, "created" => meta.created, "model" => meta.model}
+  end
+
+  defp finish(%GenerateResponse{finish_reason: :FINISH_REASON_LENGTH}), do: "length"
+  defp finish(%GenerateResponse{}), do: "stop"
+
+  defp usage(nil), do: %{"prompt_tokens" => 0, "completion_tokens" => 0, "total_tokens" => 0}
+
+  defp usage(%Usage{} = usage) do
+    %{
+      "prompt_tokens" => usage.prompt_tokens,
+      "completion_tokens" => usage.completion_tokens,
+      "total_tokens" => usage.total_tokens
+    }
+  end
+
+  defp open(worker, request) do
+    case Worker.open(worker, "Generate", request) do
+      {:ok, ref} -> {:ok, ref}
+      {:error, error} -> error_response(error)
+    end
+  end
+
+  defp error_response(%Error{} = error) do
+    {status, code} = status_for(error.status)
+    Json.error(status, error.message, code: code)
+  end
+
+  defp error_body(%Error{} = error) do
+    {_status, code} = status_for(error.status)
+    %{"message" => error.message, "type" => "server_error", "param" => nil, "code" => code}
+  end
+
+  defp status_for(:invalid_argument), do: {400, "invalid_request"}
+  defp status_for(:out_of_range), do: {400, "context_length_exceeded"}
+  defp status_for(:not_found), do: {404, "model_not_found"}
+  defp status_for(:unavailable), do: {503, "worker_unavailable"}
+  defp status_for(:resource_exhausted), do: {503, "resource_exhausted"}
+  defp status_for(other), do: {500, Atom.to_string(other)}
+
+  defp id(:completion), do: "cmpl-" <> random_id()
+  defp id(:chat), do: "chatcmpl-" <> random_id()
+  defp random_id, do: Base.encode16(:crypto.strong_rand_bytes(12), case: :lower)
+end

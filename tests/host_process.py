@@ -1,0 +1,111 @@
+"""Starts and stops the real host the way `make run` does, for tests and benchmarks.
+
+    with HostProcess() as host:
+        requests to host.url ...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_MODEL = ROOT / "data" / "models" / "tiny-elixir"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+class HostProcess:
+    """`make run` in its own process group, on free ports and a private DATA_DIR."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, log_path: Path | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
+        self.log_path = log_path or data_dir / "host.log"
+        self.env = {
+            **os.environ,
+            "HTTP_PORT": str(self.port),
+            "GRPC_PORT": "0",
+            "DATA_DIR": str(data_dir),
+            "MODEL": str(TINY_MODEL),
+            **(env or {}),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 180.0) -> HostProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")  # noqa: SIM115 - owned by the child for its lifetime
+        self.process = subprocess.Popen(
+            ["make", "--no-print-directory", "run"],
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_ready(timeout)
+        return self
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            status, body = get_json(f"{self.url}/health", timeout=2.0)
+        except OSError:
+            return None
+        return body if status == 200 else None
+
+    def wait_ready(self, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"the host exited early:\n{self.log_tail()}")
+            health = self.health()
+            if health and health["worker"]["status"] == "ready":
+                return health
+            time.sleep(0.1)
+        raise TimeoutError(f"the host was not ready in {timeout} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        # SIGTERM makes the BEAM stop its applications, so the worker gets its
+        # own SIGTERM from the host; the process group catches stragglers.
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self) -> HostProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
