@@ -55,6 +55,7 @@ compile: apt
 
 proto: $(STAMPS)/venv
 	scripts/gen_proto.sh
+	$(PY) scripts/make_golden_vectors.py
 
 run: setup
 	cd elixir && exec mix run --no-halt

@@ -5,7 +5,7 @@ defmodule DevstralElixir.Test.Eventually do
   """
 
   @doc "Calls `fun` every `interval` ms until it returns a truthy value (returned) or `timeout` ms pass (raises)."
-  @spec eventually((-> any()), pos_integer(), pos_integer()) :: any()
+  @spec eventually((() -> any()), pos_integer(), pos_integer()) :: any()
   def eventually(fun, timeout \\ 30_000, interval \\ 50) do
     deadline = System.monotonic_time(:millisecond) + timeout
     poll(fun, deadline, interval)
