@@ -27,7 +27,8 @@ defmodule DevstralElixir.Worker do
   require Logger
 
   alias DevstralElixir.Proto.{HealthRequest, HealthResponse, PortFrame}
-  alias DevstralElixir.Worker.{Error, Rpc}
+  alias DevstralElixir.Proto.Worker.Service
+  alias DevstralElixir.Worker.{Error, Status}
 
   defstruct [
     :opts,
@@ -107,11 +108,11 @@ defmodule DevstralElixir.Worker do
   Opens a call. Replies arrive as messages to the calling process; read them
   with `await/2`. Fails at once with `:unavailable` while the worker is down.
   """
-  @spec open(GenServer.server(), Rpc.method(), struct()) ::
+  @spec open(GenServer.server(), String.t(), struct()) ::
           {:ok, call_ref()} | {:error, Error.t()}
   def open(server, method, request) do
-    case Rpc.fetch(method) do
-      {:ok, {request_module, response_module, _kind}} ->
+    case Service.rpc(method) do
+      %{input: request_module, output: response_module} ->
         unless is_struct(request, request_module) do
           raise ArgumentError,
                 "#{method} takes a #{inspect(request_module)}, got #{inspect(request)}"
@@ -132,7 +133,7 @@ defmodule DevstralElixir.Worker do
           {:error, _} = error -> error
         end
 
-      :error ->
+      nil ->
         raise ArgumentError, "unknown worker method #{inspect(method)}"
     end
   end
@@ -163,7 +164,7 @@ defmodule DevstralElixir.Worker do
   end
 
   @doc "A unary call: the single reply, or an error."
-  @spec call(GenServer.server(), Rpc.method(), struct(), timeout()) ::
+  @spec call(GenServer.server(), String.t(), struct(), timeout()) ::
           {:ok, struct()} | {:error, Error.t()}
   def call(server, method, request, timeout \\ 60_000) do
     with {:ok, ref} <- open(server, method, request) do
@@ -187,7 +188,7 @@ defmodule DevstralElixir.Worker do
   `DevstralElixir.Worker.Error` when the call fails; halting the stream early
   cancels the call.
   """
-  @spec stream(GenServer.server(), Rpc.method(), struct()) :: Enumerable.t()
+  @spec stream(GenServer.server(), String.t(), struct()) :: Enumerable.t()
   def stream(server, method, request) do
     Stream.resource(
       fn ->
@@ -356,7 +357,7 @@ defmodule DevstralElixir.Worker do
             finish(state, id, call, :end)
 
           :ERROR ->
-            error = %Error{status: Rpc.status(frame.status_code), message: frame.message}
+            error = %Error{status: Status.from_code(frame.status_code), message: frame.message}
             finish(state, id, call, {:error, error})
 
           other ->

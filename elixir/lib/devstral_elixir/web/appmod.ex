@@ -91,7 +91,8 @@ defmodule DevstralElixir.Web.Appmod do
 
     [
       {:status, status},
-      {:allheaders, for({name, value} <- others, do: {:header, {name, value}})},
+      {:allheaders,
+       for({name, value} <- others, do: {:header, {to_charlist(name), to_charlist(value)}})},
       {:content, to_charlist(content_type), body}
     ]
   end
@@ -102,7 +103,8 @@ defmodule DevstralElixir.Web.Appmod do
 
     [
       {:status, status},
-      {:allheaders, for({name, value} <- others, do: {:header, {name, value}})},
+      {:allheaders,
+       for({name, value} <- others, do: {:header, {to_charlist(name), to_charlist(value)}})},
       {:streamcontent_from_pid, to_charlist(content_type), pid}
     ]
   end

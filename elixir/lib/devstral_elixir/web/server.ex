@@ -78,7 +78,14 @@ defmodule DevstralElixir.Web.Server do
     {:ok, sconf_list, gconf_rec, child_specs} =
       :yaws_api.embedded_start_conf(to_charlist(log_dir), [sconf], gconf, id)
 
-    for spec <- child_specs, do: {:ok, _} = Supervisor.start_child(:yaws_sup, spec)
+    # Some of these (the trace and log servers) may already run under yaws_sup.
+    for spec <- child_specs do
+      case Supervisor.start_child(:yaws_sup, spec) do
+        {:ok, _} -> :ok
+        {:error, {:already_started, _}} -> :ok
+      end
+    end
+
     :ok = :yaws_api.setconf(gconf_rec, sconf_list)
     Logger.info("HTTP listening on http://#{:inet.ntoa(opts[:host])}:#{port}")
     {:ok, %{port: port}}
