@@ -1,0 +1,56 @@
+defmodule Mix.Tasks.Scrape.Local do
+  @shortdoc "Ingests local source directories into data/raw/local"
+
+  @moduledoc """
+  Ingests local directories, one source per PATH, into the scrapers'
+  layout and manifest: the kept files (Elixir and Erlang source, docs,
+  `mix.exs`, licences) are copied, symbolic links are never followed.
+  A rerun skips directories whose kept files have not changed.
+
+      mix scrape.local ../my_app /usr/lib/erlang/lib/stdlib-4.2 --out data/raw/local
+
+  ## Flags
+
+    * `--out DIR` - output directory (default `DATA_DIR/raw/local`)
+    * `--license SPDX` - the licence to record (default: guessed from a
+      LICENSE file, else none)
+    * `--concurrency N` - directories ingested in parallel (default 2)
+    * `--max-bytes N`, `--max-file-bytes N`, `--max-files N` - caps on the
+      kept files (defaults 128 MiB, 16 MiB, 20000)
+  """
+
+  use Mix.Task
+
+  alias DevstralElixir.Scrape.{CLI, Local, Progress}
+
+  @switches [
+    out: :string,
+    license: :string,
+    concurrency: :integer,
+    max_bytes: :integer,
+    max_file_bytes: :integer,
+    max_files: :integer
+  ]
+
+  @impl Mix.Task
+  def run(args) do
+    task = "scrape.local"
+    {flags, paths} = CLI.parse!(task, args, @switches)
+
+    if paths == [],
+      do: Mix.raise("mix #{task}: give at least one directory: mix #{task} PATH... [--out DIR]")
+
+    opts =
+      CLI.given(
+        out: flags[:out],
+        license: flags[:license],
+        concurrency: CLI.positive!(task, "--concurrency", flags[:concurrency]),
+        max_bytes: CLI.positive!(task, "--max-bytes", flags[:max_bytes]),
+        max_file_bytes: CLI.positive!(task, "--max-file-bytes", flags[:max_file_bytes]),
+        max_files: CLI.positive!(task, "--max-files", flags[:max_files])
+      )
+
+    CLI.start!()
+    CLI.finish!(task, Local.run(paths, opts, Progress.printer()))
+  end
+end
