@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from python_worker.backends.base import LoadOptions, SamplingOptions, TextPrompt  # noqa: E402
-from python_worker.backends.transformers_backend import TransformersBackend  # noqa: E402
-from tests.host_process import TINY_MODEL, HostProcess  # noqa: E402
+from python_worker.backends.base import LoadOptions, SamplingOptions, TextPrompt
+from python_worker.backends.transformers_backend import TransformersBackend
+from tests.host_process import TINY_MODEL, HostProcess
 
 PROMPT = "defmodule Stack do\n  use GenServer\n\n  def start_link(opts) do\n"
 

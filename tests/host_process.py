@@ -1,7 +1,7 @@
 """Starts and stops the real host the way `make run` does, for tests and benchmarks.
 
-    with HostProcess() as host:
-        requests to host.url ...
+with HostProcess() as host:
+    requests to host.url ...
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = ROOT / "data" / "models" / "tiny-elixir"
@@ -53,7 +53,7 @@ class HostProcess:
         }
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 180.0) -> HostProcess:
+    def start(self, timeout: float = 180.0) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")  # noqa: SIM115 - owned by the child for its lifetime
         self.process = subprocess.Popen(
@@ -104,7 +104,7 @@ class HostProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
-    def __enter__(self) -> HostProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

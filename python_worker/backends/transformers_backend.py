@@ -1,0 +1,279 @@
+"""The transformers backend: any causal LM that loads with from_pretrained, on CPU or CUDA.
+
+Generation is our own incremental decoding loop rather than model.generate():
+one forward per token over a DynamicCache, so we can stream each token as it
+is produced, stop on a cancel flag between tokens and cut at stop sequences.
+Greedy decoding gives exactly model.generate(do_sample=False)'s tokens (tested).
+
+The loop runs in a thread (torch releases the GIL in its kernels), so the event
+loop keeps serving other calls while a generation runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from python_worker.backends import prompts
+from python_worker.backends.base import (
+    Delta,
+    FinishReason,
+    LoadOptions,
+    ModelInfo,
+    Prompt,
+    SamplingOptions,
+)
+from python_worker.backends.text_stream import IncrementalDetokenizer, StopMatcher
+from python_worker.errors import failed_precondition, invalid_argument, not_found
+
+log = logging.getLogger(__name__)
+
+_DONE = object()
+
+
+def resolve_device(requested: str) -> str:
+    """"auto" means the first CUDA device when there is one, else the CPU."""
+    import torch
+
+    if requested == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise failed_precondition(f"device {requested} requested but CUDA is not available")
+        index = int(requested.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise failed_precondition(
+                f"device {requested} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+        return f"cuda:{index}"
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise failed_precondition("device mps requested but MPS is not available")
+    return requested
+
+
+def resolve_dtype(requested: str, device: str) -> Any:
+    """"auto": bf16 where the GPU supports it (half the memory, same range as fp32),
+    fp32 on the CPU where bf16 matmuls are slow."""
+    import torch
+
+    if requested == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[requested]
+
+
+def context_length(config: Any, tokenizer: Any) -> int:
+    for name in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    # Tokenizers without a limit report a huge sentinel (int(1e30)).
+    limit = getattr(tokenizer, "model_max_length", 0)
+    return limit if 0 < limit < 10**7 else 2048
+
+
+def sample_token(logits: Any, options: SamplingOptions, generator: Any) -> int:
+    """Greedy argmax at temperature 0, else temperature + nucleus (top_p) sampling."""
+    import torch
+
+    if options.temperature == 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits.float() / options.temperature, dim=-1)
+    if options.top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        # Keep the smallest prefix whose mass reaches top_p (always the top token).
+        keep = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs) < options.top_p
+        choice = torch.multinomial(sorted_probs * keep, 1, generator=generator)
+        return int(order[choice])
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+class TransformersBackend:
+    name: ClassVar[str] = "transformers"
+
+    def __init__(self) -> None:
+        self._info: ModelInfo | None = None
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self._eos: frozenset[int] = frozenset()
+
+    @property
+    def info(self) -> ModelInfo:
+        if self._info is None:
+            raise RuntimeError("TransformersBackend used before load()")
+        return self._info
+
+    # -- loading ----------------------------------------------------------------
+
+    def load(self, options: LoadOptions) -> ModelInfo:
+        import transformers
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        transformers.utils.logging.disable_progress_bar()  # progress bars would flood the log
+        if _looks_like_path(options.model) and not Path(options.model).expanduser().exists():
+            raise not_found(f"model directory {options.model} does not exist")
+        device = resolve_device(options.device)
+        dtype = resolve_dtype(options.dtype, device)
+        path = str(Path(options.model).expanduser()) if _looks_like_path(options.model) else options.model
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, device_map=device)
+        except (OSError, ValueError) as exc:
+            raise failed_precondition(f"could not load model {options.model}: {exc}") from exc
+        if options.adapter:
+            model = _apply_adapter(model, options.adapter)
+        model.eval()
+
+        eos = set(_as_list(getattr(model.generation_config, "eos_token_id", None)))
+        eos.update(_as_list(tokenizer.eos_token_id))
+        self.model, self.tokenizer, self._eos = model, tokenizer, frozenset(eos)
+        self._info = ModelInfo(
+            id=options.model,
+            path=path,
+            backend=self.name,
+            device=device,
+            dtype=str(dtype).removeprefix("torch."),
+            context_length=context_length(model.config, tokenizer),
+            parameters=sum(p.numel() for p in model.parameters()),
+            fim=prompts.detect_fim(tokenizer),
+            has_chat_template=prompts.has_chat_template(tokenizer),
+            active_adapter=options.adapter,
+        )
+        log.info(
+            "loaded %s on %s (%s, %d parameters, context %d)",
+            path, device, self._info.dtype, self._info.parameters, self._info.context_length,
+        )
+        return self._info
+
+    def close(self) -> None:
+        self.model = None
+        self.tokenizer = None
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover - torch is a hard dependency
+            pass
+
+    # -- generation -------------------------------------------------------------
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        return prompts.encode(self.tokenizer, prompt, self.info.fim, self.info.id)
+
+    async def generate(self, prompt_ids: list[int], options: SamplingOptions) -> AsyncIterator[Delta]:
+        if options.max_tokens < 1:
+            raise invalid_argument("max_tokens must be at least 1")
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def emit(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop closed under us (shutdown): nobody is listening
+                cancel.set()
+
+        def run() -> None:
+            try:
+                self._decode(prompt_ids, options, emit, cancel)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                emit(exc)
+            finally:
+                emit(_DONE)
+
+        threading.Thread(target=run, name="generate", daemon=True).start()
+        try:
+            while True:
+                item = await queue.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            # Reached on completion, error and cancellation alike: the decode loop
+            # checks this flag before every forward, so compute stops within a token.
+            cancel.set()
+
+    def _decode(
+        self,
+        prompt_ids: list[int],
+        options: SamplingOptions,
+        emit: Callable[[Any], None],
+        cancel: threading.Event,
+    ) -> None:
+        import torch
+        from transformers import DynamicCache
+
+        model, device = self.model, self.info.device
+        detokenizer = IncrementalDetokenizer(self.tokenizer, prompt_ids)
+        stops = StopMatcher(options.stop)
+        generator = torch.Generator(device=device)
+        if options.seed is not None:
+            generator.manual_seed(options.seed)
+        else:
+            generator.seed()
+
+        def finish(text: str, token: int, reason: FinishReason) -> None:
+            # The end of the stream makes every held-back character final.
+            tail, stopped = stops.push(detokenizer.flush())
+            text += tail
+            if stopped:
+                reason = FinishReason.STOP
+            else:
+                text += stops.flush()
+            emit(Delta(text, (token,), reason))
+
+        with torch.inference_mode():
+            cache = DynamicCache(config=model.config)
+            input_ids = torch.tensor([prompt_ids], device=device)
+            for step in range(options.max_tokens):
+                if cancel.is_set():
+                    log.info("generation cancelled after %d tokens", step)
+                    return
+                # logits_to_keep=1: the prefill only needs the last position's logits.
+                out = model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                token = sample_token(out.logits[0, -1], options, generator)
+                if token in self._eos:
+                    finish("", token, FinishReason.STOP)
+                    return
+                text, stopped = stops.push(detokenizer.push(token))
+                if stopped:
+                    emit(Delta(text, (token,), FinishReason.STOP))
+                    return
+                if step == options.max_tokens - 1:
+                    finish(text, token, FinishReason.LENGTH)
+                    return
+                emit(Delta(text, (token,)))
+                input_ids = torch.tensor([[token]], device=device)
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith(("/", "./", "../", "~")) or Path(model).exists()
+
+
+def _as_list(value: Any) -> list[int]:
+    if value is None:
+        return []
+    if isinstance(value, int):
+        return [value]
+    return [int(v) for v in value]
+
+
+def _apply_adapter(model: Any, adapter: str) -> Any:
+    if not Path(adapter).expanduser().is_dir():
+        raise not_found(f"adapter directory {adapter} does not exist")
+    try:
+        from peft import PeftModel
+    except ImportError as exc:  # pragma: no cover - peft is in requirements.txt
+        raise failed_precondition("peft is not installed; it is needed to apply adapters") from exc
+    try:
+        return PeftModel.from_pretrained(model, str(Path(adapter).expanduser()))
+    except (OSError, ValueError) as exc:
+        raise failed_precondition(f"could not apply adapter {adapter}: {exc}") from exc

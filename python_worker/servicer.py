@@ -1,0 +1,206 @@
+"""The Worker servicer: a thin layer from the contract to plain functions.
+
+The same object serves gRPC (grpc.aio) and the Erlang port (transport/port.py),
+so a method may use only the context subset both provide: abort, set_code,
+set_details, cancelled, done, add_done_callback, invocation_metadata, write.
+
+Plain functions raise WorkerError; the `unary`/`streaming` wrappers turn it into
+`context.abort(code, message)`. Methods whose capability isn't built yet answer
+UNIMPLEMENTED; each says where it will be wired in ("Wiring point").
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import aclosing
+from typing import Any, TypeVar
+
+from python_worker import __version__, backends, generation
+from python_worker.backends.base import LoadOptions, ModelInfo
+from python_worker.errors import WorkerError, unimplemented
+from python_worker.jobs import JobRegistry
+from python_worker.models import ModelManager
+from python_worker.proto import worker_pb2 as pb
+from python_worker.proto import worker_pb2_grpc
+from python_worker.threads import iterate_in_thread, run_in_thread
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+
+
+def unary(
+    method: Callable[[Any, Request, Any], Awaitable[Response]],
+) -> Callable[[Any, Request, Any], Awaitable[Response]]:
+    @functools.wraps(method)
+    async def handler(self: Any, request: Request, context: Any) -> Response:
+        try:
+            return await method(self, request, context)
+        except WorkerError as exc:
+            await context.abort(exc.code, exc.message)
+            raise  # abort raises; this only satisfies the type checker
+
+    return handler
+
+
+def streaming(
+    method: Callable[[Any, Request, Any], AsyncIterator[Response]],
+) -> Callable[[Any, Request, Any], AsyncIterator[Response]]:
+    @functools.wraps(method)
+    async def handler(self: Any, request: Request, context: Any) -> AsyncIterator[Response]:
+        try:
+            # aclosing: when the call is cancelled, the inner generators' finally
+            # blocks (which stop the compute) run now, not whenever GC gets to them.
+            async with aclosing(method(self, request, context)) as stream:
+                async for message in stream:
+                    yield message
+        except WorkerError as exc:
+            await context.abort(exc.code, exc.message)
+
+    return handler
+
+
+async def _not_built(method: str, capability: str) -> AsyncIterator[Any]:
+    raise unimplemented(f"{method} is not available yet: {capability} is not built in this worker")
+    yield  # unreachable; makes this an async generator for streaming methods
+
+
+def model_info_proto(info: ModelInfo) -> pb.ModelInfo:
+    message = pb.ModelInfo(
+        id=info.id,
+        path=info.path,
+        backend=info.backend,
+        device=info.device,
+        dtype=info.dtype,
+        context_length=info.context_length,
+        parameters=info.parameters,
+        has_chat_template=info.has_chat_template,
+        active_adapter=info.active_adapter,
+    )
+    if info.fim is not None:
+        message.fim.CopyFrom(pb.FimTokens(prefix=info.fim.prefix, suffix=info.fim.suffix, middle=info.fim.middle))
+    return message
+
+
+class WorkerServicer(worker_pb2_grpc.WorkerServicer):
+    def __init__(self, models: ModelManager, jobs: JobRegistry, *, device: str = "auto", dtype: str = "auto") -> None:
+        self.models = models
+        self.jobs = jobs
+        self.device = device  # the configured device, reported until a model is loaded
+        self.dtype = dtype
+        self.started = time.monotonic()
+        self.backends = backends.available()
+
+    # -- health and models ------------------------------------------------------
+
+    @unary
+    async def Health(self, request: pb.HealthRequest, context: Any) -> pb.HealthResponse:
+        current = self.models.current()
+        response = pb.HealthResponse(
+            status=self.models.status,
+            version=__version__,
+            uptime_ms=int((time.monotonic() - self.started) * 1000),
+            backends=self.backends,
+            device=current.device if current else self.device,
+            pid=os.getpid(),
+        )
+        if current is not None:
+            response.model.CopyFrom(model_info_proto(current))
+        return response
+
+    @unary
+    async def LoadModel(self, request: pb.LoadModelRequest, context: Any) -> pb.LoadModelResponse:
+        options = LoadOptions(
+            model=request.model,
+            device=request.device or self.device,
+            dtype=request.dtype or self.dtype,
+            adapter=request.adapter,
+        )
+        info = await self.models.load(options, request.backend)
+        return pb.LoadModelResponse(model=model_info_proto(info))
+
+    @unary
+    async def ListModels(self, request: pb.ListModelsRequest, context: Any) -> pb.ListModelsResponse:
+        return pb.ListModelsResponse(models=[model_info_proto(info) for info in self.models.list()])
+
+    # -- generation -------------------------------------------------------------
+
+    @streaming
+    async def Generate(self, request: pb.GenerateRequest, context: Any) -> AsyncIterator[pb.GenerateResponse]:
+        arrival_ns = time.monotonic_ns()
+        async with aclosing(generation.generate(self.models, request, arrival_ns)) as responses:
+            async for response in responses:
+                yield response
+
+    # -- jobs -------------------------------------------------------------------
+
+    @unary
+    async def CancelJob(self, request: pb.CancelJobRequest, context: Any) -> pb.CancelJobResponse:
+        return pb.CancelJobResponse(found=self.jobs.cancel(request.job_id))
+
+    # -- not built yet ----------------------------------------------------------
+    # Each answers UNIMPLEMENTED until its capability lands. To wire one, replace
+    # the body with a call into the capability's plain function (an async
+    # generator for the streaming ones) and register jobs with
+    # `with self.jobs.running(request.job_id, kind) as job:` so CancelJob works.
+
+    @unary
+    async def Embed(self, request: pb.EmbedRequest, context: Any) -> pb.EmbedResponse:
+        # Wiring point: the embedder (all-MiniLM-L6-v2, 384 dimensions) for RAG memory.
+        raise unimplemented("Embed is not available yet: text embeddings (RAG memory) are not built in this worker")
+
+    # -- jobs: dataset building, training, evaluation ---------------------------
+    # Each job module offers `*_events(request, cancel_event)`: it validates the
+    # request eagerly (raising InvalidRequest, a WorkerError, before any work)
+    # and returns a blocking iterator of JobEvents. The modules are imported on
+    # first use so the worker starts without loading trl/peft/datasketch.
+
+    @streaming
+    async def BuildDataset(self, request: pb.BuildDatasetRequest, context: Any) -> AsyncIterator[pb.JobEvent]:
+        from python_worker.curriculum.rpc import build_dataset_events
+
+        async for event in self._job(request.job_id, "build_dataset", build_dataset_events, request):
+            yield event
+
+    @streaming
+    async def Train(self, request: pb.TrainRequest, context: Any) -> AsyncIterator[pb.JobEvent]:
+        from python_worker.training.rpc import train_events
+
+        async for event in self._job(request.job_id, "train", train_events, request):
+            yield event
+
+    @streaming
+    async def Evaluate(self, request: pb.EvaluateRequest, context: Any) -> AsyncIterator[pb.JobEvent]:
+        from python_worker.training.rpc import evaluate_events
+
+        async for event in self._job(request.job_id, "evaluate", evaluate_events, request):
+            yield event
+
+    async def _job(
+        self,
+        job_id: str,
+        kind: str,
+        start: Callable[[Any, threading.Event], Iterator[pb.JobEvent]],
+        request: Any,
+    ) -> AsyncIterator[pb.JobEvent]:
+        """Run one job under the registry (so CancelJob reaches it), off the event loop."""
+        job_id = job_id or f"{kind}-{uuid.uuid4().hex[:12]}"
+        with self.jobs.running(job_id, kind) as job:
+            # Validation reads manifests and configs: keep that off the loop too.
+            events = await run_in_thread(start, request, job.cancel_event)
+            async for event in iterate_in_thread(events, name=kind):
+                yield event
+
+    @unary
+    async def ListAdapters(self, request: pb.ListAdaptersRequest, context: Any) -> pb.ListAdaptersResponse:
+        # Wiring point: the adapter registry under DATA_DIR/adapters.
+        raise unimplemented("ListAdapters is not available yet: the adapter registry is not built in this worker")
+
+    @unary
+    async def ActivateAdapter(self, request: pb.ActivateAdapterRequest, context: Any) -> pb.ActivateAdapterResponse:
+        # Wiring point: the adapter registry; activation reloads via self.models.load(adapter=...).
+        raise unimplemented("ActivateAdapter is not available yet: the adapter registry is not built in this worker")

@@ -1,0 +1,1 @@
+"""The two ways the Worker service is served: gRPC and the Erlang port."""
