@@ -16,17 +16,7 @@ defmodule DevstralElixir.WorkerTest do
     unless File.exists?(Path.join(@model, "config.json")),
       do: flunk("the tiny model is missing at #{@model}; run `make model`")
 
-    pid =
-      start_supervised!(
-        {Worker,
-         name: nil,
-         python: Path.join(Config.root(), ".venv/bin/python"),
-         cd: Config.root(),
-         args: ["--no-grpc"],
-         env: %{"MODEL" => @model},
-         grace_ms: 3_000,
-         min_backoff_ms: 50}
-      )
+    pid = start_supervised!(worker_spec(grace_ms: 3_000, min_backoff_ms: 50))
 
     eventually(fn -> Worker.info(pid).status == :ready end, 60_000)
     %{worker: pid}
@@ -112,21 +102,23 @@ defmodule DevstralElixir.WorkerTest do
   end
 
   test "stopping the worker terminates the OS process" do
-    pid =
-      start_supervised!(
-        {Worker,
-         name: nil,
-         python: Path.join(Config.root(), ".venv/bin/python"),
-         cd: Config.root(),
-         args: ["--no-grpc"],
-         env: %{"MODEL" => @model}},
-        id: :second
-      )
+    pid = start_supervised!(worker_spec([]), id: :second)
 
     os_pid = eventually(fn -> Worker.info(pid).os_pid end)
     :ok = stop_supervised(:second)
     {_, status} = System.cmd("kill", ["-0", to_string(os_pid)], stderr_to_stdout: true)
     assert status != 0
+  end
+
+  defp worker_spec(opts) do
+    {Worker,
+     [
+       name: nil,
+       python: Path.join(Config.root(), ".venv/bin/python"),
+       cd: Config.root(),
+       args: ["--no-grpc"],
+       env: %{"MODEL" => @model}
+     ] ++ opts}
   end
 
   defp long_request do
