@@ -31,6 +31,28 @@ defmodule DevstralElixir.Scrape.CLI do
     end
   end
 
+  @doc "`parse!/3` for a task without positional arguments: raises when any are given."
+  @spec parse_flags!(String.t(), [String.t()], keyword()) :: keyword()
+  def parse_flags!(task, args, switches) do
+    {flags, rest} = parse!(task, args, switches)
+    if rest != [], do: Mix.raise("mix #{task}: unexpected arguments #{Enum.join(rest, " ")}")
+    flags
+  end
+
+  @doc "The switches of the caps on the kept files (`--max-bytes`, `--max-file-bytes`, `--max-files`)."
+  @spec cap_switches() :: keyword()
+  def cap_switches, do: [max_bytes: :integer, max_file_bytes: :integer, max_files: :integer]
+
+  @doc "The caps given among `flags` (see `cap_switches/0`), each checked with `positive!/3`."
+  @spec caps!(String.t(), keyword()) :: keyword()
+  def caps!(task, flags) do
+    [
+      max_bytes: positive!(task, "--max-bytes", flags[:max_bytes]),
+      max_file_bytes: positive!(task, "--max-file-bytes", flags[:max_file_bytes]),
+      max_files: positive!(task, "--max-files", flags[:max_files])
+    ]
+  end
+
   @doc "Raises unless `value` (when given) is a positive integer."
   @spec positive!(String.t(), String.t(), integer() | nil) :: pos_integer() | nil
   def positive!(_task, _flag, nil), do: nil

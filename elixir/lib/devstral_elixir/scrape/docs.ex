@@ -11,7 +11,7 @@ defmodule DevstralElixir.Scrape.Docs do
   with reason `:no_docs`. A rerun skips applications already in the manifest.
   """
 
-  alias DevstralElixir.Scrape.{Manifest, Paths, Progress, Runner, Workspace}
+  alias DevstralElixir.Scrape.{Paths, Progress, Runner, Workspace}
   alias DevstralElixir.Scrape.Docs.Markdown
 
   @elixir_apps [:elixir, :eex, :ex_unit, :iex, :logger, :mix]
@@ -33,8 +33,7 @@ defmodule DevstralElixir.Scrape.Docs do
   def run(opts \\ [], progress \\ Progress.silent()) do
     opts = options(opts)
     out = opts[:out]
-    Workspace.prepare!(out)
-    ctx = %{out: out, index: Manifest.load(Manifest.path(out))}
+    ctx = %{out: out, index: Workspace.open!(out)}
     apps = installed_apps()
 
     {items, unknown} =
@@ -58,13 +57,11 @@ defmodule DevstralElixir.Scrape.Docs do
         label: &{to_string(&1.app), &1.vsn}
       )
 
-    summary = %{
-      summary
-      | errors: Enum.map(unknown, &"#{&1} is not an installed Elixir or OTP application")
-    }
-
-    progress.({:done, summary})
-    summary
+    Runner.finish(
+      summary,
+      progress,
+      Enum.map(unknown, &"#{&1} is not an installed Elixir or OTP application")
+    )
   end
 
   @doc """
@@ -199,38 +196,24 @@ defmodule DevstralElixir.Scrape.Docs do
         |> Base.encode16(case: :lower)
 
       dir = "#{name}-#{item.vsn}"
-      fetched_at = Workspace.now()
-      links = %{"Source" => item.source_url}
 
-      Workspace.write_metadata!(staged, %{
-        "name" => name,
-        "version" => item.vsn,
-        "source" => "docs",
-        "origin" => Atom.to_string(item.kind),
-        "licenses" => ["Apache-2.0"],
-        "links" => links,
-        "source_url" => item.source_url,
-        "description" => "Module documentation of #{name} #{item.vsn}, from Code.fetch_docs/1",
-        "sha256" => sha,
-        "fetched_at" => fetched_at,
-        "files" => files
-      })
-
-      Workspace.publish!(staged, ctx.out, dir)
-
-      Manifest.append(Manifest.path(ctx.out), %{
-        "name" => name,
-        "version" => item.vsn,
-        "source" => "docs",
-        "origin" => Atom.to_string(item.kind),
-        "licenses" => ["Apache-2.0"],
-        "links" => links,
-        "sha256" => sha,
-        "files" => length(files),
-        "bytes" => bytes,
-        "path" => dir,
-        "fetched_at" => fetched_at
-      })
+      Workspace.finish_package!(staged, ctx.out, dir,
+        shared: %{
+          "name" => name,
+          "version" => item.vsn,
+          "source" => "docs",
+          "origin" => Atom.to_string(item.kind),
+          "licenses" => ["Apache-2.0"],
+          "links" => %{"Source" => item.source_url},
+          "sha256" => sha
+        },
+        metadata: %{
+          "source_url" => item.source_url,
+          "description" => "Module documentation of #{name} #{item.vsn}, from Code.fetch_docs/1"
+        },
+        files: files,
+        bytes: bytes
+      )
 
       {:ok, %{name: name, version: item.vsn, files: length(files), bytes: bytes}}
     after

@@ -50,26 +50,27 @@ defmodule DevstralElixir.Scrape.GitHub do
   """
   @spec options(keyword()) :: keyword()
   def options(opts) do
-    defaults = [
-      out: Paths.default_out("github"),
-      api_url: "https://api.github.com",
-      token: System.get_env("GITHUB_TOKEN"),
-      min_stars: 10,
-      pushed_since: Date.add(Date.utc_today(), -365),
-      limit: nil,
-      licenses: Licenses.default(),
-      hex_manifest: Path.join(Paths.default_out("hex"), "manifest.jsonl"),
-      concurrency: 4,
-      max_bytes: SafeTar.defaults()[:max_bytes],
-      max_file_bytes: SafeTar.defaults()[:max_file_bytes],
-      max_files: SafeTar.defaults()[:max_files],
-      max_download_bytes: 256 * 1024 * 1024,
-      search_interval_ms: nil,
-      core_interval_ms: 750,
-      per_page: 100,
-      result_cap: 1000,
-      http: []
-    ]
+    defaults =
+      [
+        out: Paths.default_out("github"),
+        api_url: "https://api.github.com",
+        token: System.get_env("GITHUB_TOKEN"),
+        min_stars: 10,
+        pushed_since: Date.add(Date.utc_today(), -365),
+        limit: nil,
+        licenses: Licenses.default(),
+        hex_manifest: Path.join(Paths.default_out("hex"), "manifest.jsonl"),
+        concurrency: 4
+      ] ++
+        SafeTar.caps(SafeTar.defaults()) ++
+        [
+          max_download_bytes: 256 * 1024 * 1024,
+          search_interval_ms: nil,
+          core_interval_ms: 750,
+          per_page: 100,
+          result_cap: 1000,
+          http: []
+        ]
 
     opts = Keyword.validate!(opts, defaults)
 
@@ -94,8 +95,7 @@ defmodule DevstralElixir.Scrape.GitHub do
   def run(opts \\ [], progress \\ Progress.silent()) do
     opts = options(opts)
     out = opts[:out]
-    Workspace.prepare!(out)
-    index = Manifest.load(Manifest.path(out))
+    index = Workspace.open!(out)
     {:ok, search_limiter} = Limiter.start_link(interval_ms: opts[:search_interval_ms])
     {:ok, core_limiter} = Limiter.start_link(interval_ms: opts[:core_interval_ms])
 
@@ -126,9 +126,7 @@ defmodule DevstralElixir.Scrape.GitHub do
           label: &{to_string(&1["full_name"]), nil}
         )
 
-      summary = %{summary | errors: errors}
-      progress.({:done, summary})
-      summary
+      Runner.finish(summary, progress, errors)
     after
       Limiter.stop(search_limiter)
       Limiter.stop(core_limiter)
@@ -224,7 +222,7 @@ defmodule DevstralElixir.Scrape.GitHub do
       "#{opts[:api_url]}/repos/#{owner}/#{repo}/tarball/#{URI.encode(ref, &URI.char_unreserved?/1)}"
 
     staged = Path.join(work, "repo")
-    caps = Keyword.take(opts, [:max_bytes, :max_file_bytes, :max_files])
+    caps = SafeTar.caps(opts)
 
     with {:ok, download} <-
            Http.download(ctx.core, url, Path.join(work, "repo.tar.gz"),
@@ -238,39 +236,26 @@ defmodule DevstralElixir.Scrape.GitHub do
            ) do
       commit = commit(extracted.top, ref)
       dir = Workspace.safe_component("#{owner}-#{repo}-#{String.slice(commit, 0, 12)}")
-      fetched_at = Workspace.now()
-      links = %{"GitHub" => item["html_url"] || "https://github.com/#{full}"}
 
-      Workspace.write_metadata!(staged, %{
-        "name" => full,
-        "version" => commit,
-        "source" => "github",
-        "licenses" => [spdx],
-        "links" => links,
-        "description" => item["description"],
-        "stars" => item["stargazers_count"],
-        "pushed_at" => item["pushed_at"],
-        "ref" => ref,
-        "sha256" => download.sha256,
-        "source_url" => url,
-        "fetched_at" => fetched_at,
-        "files" => extracted.files
-      })
-
-      Workspace.publish!(staged, ctx.out, dir)
-
-      Manifest.append(Manifest.path(ctx.out), %{
-        "name" => full,
-        "version" => commit,
-        "source" => "github",
-        "licenses" => [spdx],
-        "links" => links,
-        "sha256" => download.sha256,
-        "files" => length(extracted.files),
-        "bytes" => extracted.bytes,
-        "path" => dir,
-        "fetched_at" => fetched_at
-      })
+      Workspace.finish_package!(staged, ctx.out, dir,
+        shared: %{
+          "name" => full,
+          "version" => commit,
+          "source" => "github",
+          "licenses" => [spdx],
+          "links" => %{"GitHub" => item["html_url"] || "https://github.com/#{full}"},
+          "sha256" => download.sha256
+        },
+        metadata: %{
+          "description" => item["description"],
+          "stars" => item["stargazers_count"],
+          "pushed_at" => item["pushed_at"],
+          "ref" => ref,
+          "source_url" => url
+        },
+        files: extracted.files,
+        bytes: extracted.bytes
+      )
 
       {:ok,
        %{

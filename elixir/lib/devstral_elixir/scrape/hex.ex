@@ -23,7 +23,6 @@ defmodule DevstralElixir.Scrape.Hex do
     Http,
     Licenses,
     Limiter,
-    Manifest,
     Paths,
     Progress,
     Runner,
@@ -60,25 +59,26 @@ defmodule DevstralElixir.Scrape.Hex do
   """
   @spec options(keyword()) :: keyword()
   def options(opts) do
-    defaults = [
-      out: Paths.default_out("hex"),
-      api_url: System.get_env("HEX_API_URL") || "https://hex.pm/api",
-      repo_url: System.get_env("HEX_MIRROR") || "https://repo.hex.pm",
-      limit: nil,
-      sort: "recent_downloads",
-      min_downloads: 0,
-      updated_since: nil,
-      licenses: Licenses.default(),
-      all_versions: false,
-      concurrency: 4,
-      max_bytes: SafeTar.defaults()[:max_bytes],
-      max_file_bytes: SafeTar.defaults()[:max_file_bytes],
-      max_files: SafeTar.defaults()[:max_files],
-      max_download_bytes: 64 * 1024 * 1024,
-      api_interval_ms: 700,
-      page_size: 100,
-      http: []
-    ]
+    defaults =
+      [
+        out: Paths.default_out("hex"),
+        api_url: System.get_env("HEX_API_URL") || "https://hex.pm/api",
+        repo_url: System.get_env("HEX_MIRROR") || "https://repo.hex.pm",
+        limit: nil,
+        sort: "recent_downloads",
+        min_downloads: 0,
+        updated_since: nil,
+        licenses: Licenses.default(),
+        all_versions: false,
+        concurrency: 4
+      ] ++
+        SafeTar.caps(SafeTar.defaults()) ++
+        [
+          max_download_bytes: 64 * 1024 * 1024,
+          api_interval_ms: 700,
+          page_size: 100,
+          http: []
+        ]
 
     opts = Keyword.validate!(opts, defaults)
 
@@ -111,8 +111,7 @@ defmodule DevstralElixir.Scrape.Hex do
   def run(opts \\ [], progress \\ Progress.silent()) do
     opts = options(opts)
     out = opts[:out]
-    Workspace.prepare!(out)
-    index = Manifest.load(Manifest.path(out))
+    index = Workspace.open!(out)
     {:ok, limiter} = Limiter.start_link(interval_ms: opts[:api_interval_ms])
 
     try do
@@ -129,9 +128,7 @@ defmodule DevstralElixir.Scrape.Hex do
           label: &{to_string(&1["name"]), nil}
         )
 
-      summary = %{summary | errors: errors}
-      progress.({:done, summary})
-      summary
+      Runner.finish(summary, progress, errors)
     after
       Limiter.stop(limiter)
     end
@@ -239,43 +236,30 @@ defmodule DevstralElixir.Scrape.Hex do
            SafeTar.extract_tgz(
              tarball.contents,
              staged,
-             Keyword.take(opts, [:max_bytes, :max_file_bytes, :max_files])
+             SafeTar.caps(opts)
            ) do
       dir = "#{name}-#{version}"
       metadata = tarball.metadata
-      fetched_at = Workspace.now()
-      links = links(metadata["links"]) || links(meta(package, "links")) || %{}
 
-      Workspace.write_metadata!(staged, %{
-        "name" => name,
-        "version" => version,
-        "source" => "hex",
-        "licenses" => licenses,
-        "links" => links,
-        "description" => metadata["description"] || meta(package, "description"),
-        "downloads" => package["downloads"],
-        "sha256" => download.sha256,
-        "source_url" => tar_url,
-        "html_url" => package["html_url"],
-        "fetched_at" => fetched_at,
-        "requirements" => release["requirements"] || metadata["requirements"],
-        "files" => extracted.files
-      })
-
-      Workspace.publish!(staged, ctx.out, dir)
-
-      Manifest.append(Manifest.path(ctx.out), %{
-        "name" => name,
-        "version" => version,
-        "source" => "hex",
-        "licenses" => licenses,
-        "links" => links,
-        "sha256" => download.sha256,
-        "files" => length(extracted.files),
-        "bytes" => extracted.bytes,
-        "path" => dir,
-        "fetched_at" => fetched_at
-      })
+      Workspace.finish_package!(staged, ctx.out, dir,
+        shared: %{
+          "name" => name,
+          "version" => version,
+          "source" => "hex",
+          "licenses" => licenses,
+          "links" => links(metadata["links"]) || links(meta(package, "links")) || %{},
+          "sha256" => download.sha256
+        },
+        metadata: %{
+          "description" => metadata["description"] || meta(package, "description"),
+          "downloads" => package["downloads"],
+          "source_url" => tar_url,
+          "html_url" => package["html_url"],
+          "requirements" => release["requirements"] || metadata["requirements"]
+        },
+        files: extracted.files,
+        bytes: extracted.bytes
+      )
 
       {:ok,
        %{

@@ -17,7 +17,6 @@ defmodule DevstralElixir.Scrape.Local do
   alias DevstralElixir.Scrape.{
     KeepList,
     Licenses,
-    Manifest,
     Paths,
     Progress,
     Runner,
@@ -32,14 +31,12 @@ defmodule DevstralElixir.Scrape.Local do
   """
   @spec options(keyword()) :: keyword()
   def options(opts) do
-    defaults = [
-      out: Paths.default_out("local"),
-      license: nil,
-      concurrency: 2,
-      max_bytes: SafeTar.defaults()[:max_bytes],
-      max_file_bytes: SafeTar.defaults()[:max_file_bytes],
-      max_files: SafeTar.defaults()[:max_files]
-    ]
+    defaults =
+      [
+        out: Paths.default_out("local"),
+        license: nil,
+        concurrency: 2
+      ] ++ SafeTar.caps(SafeTar.defaults())
 
     opts |> Keyword.validate!(defaults) |> Keyword.update!(:out, &Path.expand/1)
   end
@@ -49,8 +46,7 @@ defmodule DevstralElixir.Scrape.Local do
   def run(paths, opts \\ [], progress \\ Progress.silent()) do
     opts = options(opts)
     out = opts[:out]
-    Workspace.prepare!(out)
-    ctx = %{opts: opts, out: out, index: Manifest.load(Manifest.path(out))}
+    ctx = %{opts: opts, out: out, index: Workspace.open!(out)}
 
     summary =
       Runner.run(paths, &ingest(Path.expand(&1), ctx),
@@ -61,8 +57,7 @@ defmodule DevstralElixir.Scrape.Local do
         label: &{to_string(&1), nil}
       )
 
-    progress.({:done, summary})
-    summary
+    Runner.finish(summary, progress)
   end
 
   defp ingest(path, ctx) do
@@ -202,33 +197,19 @@ defmodule DevstralElixir.Scrape.Local do
       licenses = licenses(root, kept, ctx.opts[:license])
       dir = "#{name}-#{version}"
       bytes = kept |> Enum.map(&elem(&1, 1)) |> Enum.sum()
-      fetched_at = Workspace.now()
 
-      Workspace.write_metadata!(staged, %{
-        "name" => name,
-        "version" => version,
-        "source" => "local",
-        "licenses" => licenses,
-        "source_path" => root,
-        "fetched_at" => fetched_at,
-        "files" => Enum.map(kept, &elem(&1, 0))
-      })
-
-      Workspace.publish!(staged, ctx.out, dir)
-
-      Manifest.append(Manifest.path(ctx.out), %{
-        "name" => name,
-        "version" => version,
-        "source" => "local",
-        "licenses" => licenses,
-        "links" => %{},
-        "sha256" => digest,
-        "source_path" => root,
-        "files" => length(kept),
-        "bytes" => bytes,
-        "path" => dir,
-        "fetched_at" => fetched_at
-      })
+      Workspace.finish_package!(staged, ctx.out, dir,
+        shared: %{
+          "name" => name,
+          "version" => version,
+          "source" => "local",
+          "licenses" => licenses,
+          "source_path" => root
+        },
+        manifest: %{"links" => %{}, "sha256" => digest},
+        files: Enum.map(kept, &elem(&1, 0)),
+        bytes: bytes
+      )
 
       {:ok, %{name: name, version: version, files: length(kept), bytes: bytes}}
     after

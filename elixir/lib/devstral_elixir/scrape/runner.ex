@@ -77,6 +77,18 @@ defmodule DevstralElixir.Scrape.Runner do
     |> Map.update!(:failures, &Enum.reverse/1)
   end
 
+  @doc """
+  Ends a scrape: puts the run's own `errors` (a failed listing, unknown
+  names) into `summary`, reports it to `progress` as `{:done, summary}` and
+  returns it.
+  """
+  @spec finish(map(), DevstralElixir.Scrape.Progress.fun(), [String.t()]) :: map()
+  def finish(summary, progress, errors \\ []) do
+    summary = %{summary | errors: errors}
+    progress.({:done, summary})
+    summary
+  end
+
   defp default_label(item), do: {inspect(item), nil}
 
   defp guarded(work, item, label) do

@@ -37,6 +37,10 @@ defmodule DevstralElixir.Scrape.SafeTar do
   @spec defaults() :: keyword()
   def defaults, do: @defaults
 
+  @doc "The size caps among `opts`: `max_bytes`, `max_file_bytes` and `max_files`."
+  @spec caps(keyword()) :: keyword()
+  def caps(opts), do: Keyword.take(opts, [:max_bytes, :max_file_bytes, :max_files])
+
   @doc """
   Extracts the gzip-compressed tar `tgz` into `dest` (which must not exist).
   Options: `max_bytes`, `max_file_bytes`, `max_files`, `strip_components`

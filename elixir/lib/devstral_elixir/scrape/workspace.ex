@@ -13,7 +13,7 @@ defmodule DevstralElixir.Scrape.Workspace do
   One run at a time should use an output directory.
   """
 
-  alias DevstralElixir.Scrape.Json
+  alias DevstralElixir.Scrape.{Json, Manifest}
 
   @doc "Creates `out` and clears work left in `.tmp` by an earlier, interrupted run."
   @spec prepare!(Path.t()) :: :ok
@@ -22,6 +22,16 @@ defmodule DevstralElixir.Scrape.Workspace do
     File.rm_rf!(tmp_root(out))
     File.mkdir_p!(tmp_root(out))
     :ok
+  end
+
+  @doc """
+  Opens `out` for a run that owns it: `prepare!/1`, then the manifest index
+  (`DevstralElixir.Scrape.Manifest.load/1`) of the packages already there.
+  """
+  @spec open!(Path.t()) :: Manifest.index()
+  def open!(out) do
+    prepare!(out)
+    Manifest.load(Manifest.path(out))
   end
 
   @doc "The ETag cache directory of `out`."
@@ -52,6 +62,33 @@ defmodule DevstralElixir.Scrape.Workspace do
     File.rm_rf!(dest)
     File.rename!(ready, dest)
     dest
+  end
+
+  @doc """
+  Completes a package staged in `staged`: writes its `metadata.json`,
+  moves it to `out/dir` (`publish!/3`) and appends its manifest row.
+
+  Both records hold the `shared` fields and `fetched_at` (now); the metadata
+  adds `metadata` and the list of `files`, the manifest row adds `manifest`,
+  the number of `files`, their `bytes` and the `path` (`dir`).
+  """
+  @spec finish_package!(Path.t(), Path.t(), String.t(), keyword()) :: :ok
+  def finish_package!(staged, out, dir, record) do
+    record =
+      Keyword.validate!(record, [:files, :bytes, shared: %{}, metadata: %{}, manifest: %{}])
+
+    files = record[:files]
+    shared = Map.put(record[:shared], "fetched_at", now())
+
+    write_metadata!(staged, shared |> Map.merge(record[:metadata]) |> Map.put("files", files))
+    publish!(staged, out, dir)
+
+    Manifest.append(
+      Manifest.path(out),
+      shared
+      |> Map.merge(record[:manifest])
+      |> Map.merge(%{"files" => length(files), "bytes" => record[:bytes], "path" => dir})
+    )
   end
 
   @doc "Appends a record of a skipped or rejected package to `out/skipped.jsonl`."

@@ -26,8 +26,7 @@ defmodule Mix.Tasks.Scrape.Docs do
   @impl Mix.Task
   def run(args) do
     task = "scrape.docs"
-    {flags, rest} = CLI.parse!(task, args, @switches)
-    if rest != [], do: Mix.raise("mix #{task}: unexpected arguments #{Enum.join(rest, " ")}")
+    flags = CLI.parse_flags!(task, args, @switches)
 
     opts =
       CLI.given(

@@ -44,17 +44,13 @@ defmodule Mix.Tasks.Scrape.Github do
     hex_manifest: :string,
     concurrency: :integer,
     searches_per_minute: :integer,
-    requests_per_minute: :integer,
-    max_bytes: :integer,
-    max_file_bytes: :integer,
-    max_files: :integer
+    requests_per_minute: :integer
   ]
 
   @impl Mix.Task
   def run(args) do
     task = "scrape.github"
-    {flags, rest} = CLI.parse!(task, args, @switches)
-    if rest != [], do: Mix.raise("mix #{task}: unexpected arguments #{Enum.join(rest, " ")}")
+    flags = CLI.parse_flags!(task, args, @switches ++ CLI.cap_switches())
 
     searches = CLI.positive!(task, "--searches-per-minute", flags[:searches_per_minute])
     requests = CLI.positive!(task, "--requests-per-minute", flags[:requests_per_minute])
@@ -64,19 +60,18 @@ defmodule Mix.Tasks.Scrape.Github do
 
     opts =
       CLI.given(
-        out: flags[:out],
-        api_url: flags[:api_url],
-        min_stars: flags[:min_stars],
-        pushed_since: CLI.date!(task, "--pushed-since", flags[:pushed_since]),
-        limit: CLI.positive!(task, "--limit", flags[:limit]),
-        licenses: CLI.list(flags[:licenses]),
-        hex_manifest: flags[:hex_manifest],
-        concurrency: CLI.positive!(task, "--concurrency", flags[:concurrency]),
-        search_interval_ms: searches && CLI.interval(searches),
-        core_interval_ms: requests && CLI.interval(requests),
-        max_bytes: CLI.positive!(task, "--max-bytes", flags[:max_bytes]),
-        max_file_bytes: CLI.positive!(task, "--max-file-bytes", flags[:max_file_bytes]),
-        max_files: CLI.positive!(task, "--max-files", flags[:max_files])
+        [
+          out: flags[:out],
+          api_url: flags[:api_url],
+          min_stars: flags[:min_stars],
+          pushed_since: CLI.date!(task, "--pushed-since", flags[:pushed_since]),
+          limit: CLI.positive!(task, "--limit", flags[:limit]),
+          licenses: CLI.list(flags[:licenses]),
+          hex_manifest: flags[:hex_manifest],
+          concurrency: CLI.positive!(task, "--concurrency", flags[:concurrency]),
+          search_interval_ms: searches && CLI.interval(searches),
+          core_interval_ms: requests && CLI.interval(requests)
+        ] ++ CLI.caps!(task, flags)
       )
 
     CLI.start!()

@@ -44,17 +44,13 @@ defmodule Mix.Tasks.Scrape.Hex do
     licenses: :string,
     all_versions: :boolean,
     concurrency: :integer,
-    requests_per_minute: :integer,
-    max_bytes: :integer,
-    max_file_bytes: :integer,
-    max_files: :integer
+    requests_per_minute: :integer
   ]
 
   @impl Mix.Task
   def run(args) do
     task = "scrape.hex"
-    {flags, rest} = CLI.parse!(task, args, @switches)
-    if rest != [], do: Mix.raise("mix #{task}: unexpected arguments #{Enum.join(rest, " ")}")
+    flags = CLI.parse_flags!(task, args, @switches ++ CLI.cap_switches())
 
     sort = flags[:sort]
 
@@ -68,20 +64,19 @@ defmodule Mix.Tasks.Scrape.Hex do
 
     opts =
       CLI.given(
-        out: flags[:out],
-        api_url: flags[:api_url],
-        repo_url: flags[:repo_url],
-        limit: CLI.positive!(task, "--limit", flags[:limit]),
-        sort: sort,
-        min_downloads: flags[:min_downloads],
-        updated_since: CLI.date!(task, "--updated-since", flags[:updated_since]),
-        licenses: CLI.list(flags[:licenses]),
-        all_versions: flags[:all_versions],
-        concurrency: CLI.positive!(task, "--concurrency", flags[:concurrency]),
-        api_interval_ms: rate && CLI.interval(rate),
-        max_bytes: CLI.positive!(task, "--max-bytes", flags[:max_bytes]),
-        max_file_bytes: CLI.positive!(task, "--max-file-bytes", flags[:max_file_bytes]),
-        max_files: CLI.positive!(task, "--max-files", flags[:max_files])
+        [
+          out: flags[:out],
+          api_url: flags[:api_url],
+          repo_url: flags[:repo_url],
+          limit: CLI.positive!(task, "--limit", flags[:limit]),
+          sort: sort,
+          min_downloads: flags[:min_downloads],
+          updated_since: CLI.date!(task, "--updated-since", flags[:updated_since]),
+          licenses: CLI.list(flags[:licenses]),
+          all_versions: flags[:all_versions],
+          concurrency: CLI.positive!(task, "--concurrency", flags[:concurrency]),
+          api_interval_ms: rate && CLI.interval(rate)
+        ] ++ CLI.caps!(task, flags)
       )
 
     CLI.start!()

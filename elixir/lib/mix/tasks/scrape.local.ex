@@ -26,28 +26,24 @@ defmodule Mix.Tasks.Scrape.Local do
   @switches [
     out: :string,
     license: :string,
-    concurrency: :integer,
-    max_bytes: :integer,
-    max_file_bytes: :integer,
-    max_files: :integer
+    concurrency: :integer
   ]
 
   @impl Mix.Task
   def run(args) do
     task = "scrape.local"
-    {flags, paths} = CLI.parse!(task, args, @switches)
+    {flags, paths} = CLI.parse!(task, args, @switches ++ CLI.cap_switches())
 
     if paths == [],
       do: Mix.raise("mix #{task}: give at least one directory: mix #{task} PATH... [--out DIR]")
 
     opts =
       CLI.given(
-        out: flags[:out],
-        license: flags[:license],
-        concurrency: CLI.positive!(task, "--concurrency", flags[:concurrency]),
-        max_bytes: CLI.positive!(task, "--max-bytes", flags[:max_bytes]),
-        max_file_bytes: CLI.positive!(task, "--max-file-bytes", flags[:max_file_bytes]),
-        max_files: CLI.positive!(task, "--max-files", flags[:max_files])
+        [
+          out: flags[:out],
+          license: flags[:license],
+          concurrency: CLI.positive!(task, "--concurrency", flags[:concurrency])
+        ] ++ CLI.caps!(task, flags)
       )
 
     CLI.start!()
