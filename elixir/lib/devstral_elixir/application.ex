@@ -1,9 +1,13 @@
 defmodule DevstralElixir.Application do
   @moduledoc """
   The OTP application: the always-on infrastructure (task supervisor) and,
-  unless `start_services` is false (as in the test environment), the Python
-  worker and the HTTP server, configured from the environment by
-  `DevstralElixir.Config`.
+  unless `start_services` is false (as in the test environment), the job
+  queue (Mnesia under `DATA_DIR`), the Python worker and the HTTP server,
+  configured from the environment by `DevstralElixir.Config`.
+
+  The queue starts before the worker and the web server, so jobs re-queued
+  after a restart wait for the worker like any other, and the API never
+  answers for a queue that is not there.
   """
   use Application
   require Logger
@@ -27,6 +31,9 @@ defmodule DevstralElixir.Application do
     File.mkdir_p!(config.data_dir)
 
     [
+      DevstralElixir.Jobs.Events,
+      {DevstralElixir.Jobs.AdminToken, data_dir: config.data_dir},
+      {DevstralElixir.Jobs.Queue, data_dir: config.data_dir},
       {DevstralElixir.Worker,
        python: config.python,
        cd: config.root,

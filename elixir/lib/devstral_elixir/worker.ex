@@ -459,14 +459,20 @@ defmodule DevstralElixir.Worker do
   defp stop_os_process(port, os_pid, grace_ms) do
     System.cmd("kill", ["-TERM", to_string(os_pid)], stderr_to_stdout: true)
 
-    receive do
-      {^port, {:exit_status, _}} -> :ok
-    after
-      grace_ms ->
-        Logger.warning("worker #{os_pid} ignored SIGTERM for #{grace_ms} ms; sending SIGKILL")
-        System.cmd("kill", ["-KILL", to_string(os_pid)], stderr_to_stdout: true)
+    unless await_exit(port, grace_ms) do
+      Logger.warning("worker #{os_pid} ignored SIGTERM for #{grace_ms} ms; sending SIGKILL")
+      System.cmd("kill", ["-KILL", to_string(os_pid)], stderr_to_stdout: true)
+      await_exit(port, 1_000)
     end
 
     :ok
+  end
+
+  defp await_exit(port, timeout) do
+    receive do
+      {^port, {:exit_status, _}} -> true
+    after
+      timeout -> false
+    end
   end
 end

@@ -102,7 +102,9 @@ defmodule DevstralElixir.Web.JobsApi do
         not_found(id)
 
       {:error, {:final, state}} ->
-        Json.error(409, "job #{id} already #{state}; only queued or running jobs can be cancelled",
+        Json.error(
+          409,
+          "job #{id} already #{state}; only queued or running jobs can be cancelled",
           type: "conflict_error",
           code: "job_finished"
         )
@@ -144,8 +146,14 @@ defmodule DevstralElixir.Web.JobsApi do
 
   defp known_fields(body) do
     case Map.keys(body) -- @post_fields do
-      [] -> :ok
-      [field | _] -> bad_request("unknown field #{inspect(field)}; known: #{Enum.join(@post_fields, ", ")}", field)
+      [] ->
+        :ok
+
+      [field | _] ->
+        bad_request(
+          "unknown field #{inspect(field)}; known: #{Enum.join(@post_fields, ", ")}",
+          field
+        )
     end
   end
 
@@ -159,14 +167,22 @@ defmodule DevstralElixir.Web.JobsApi do
 
   defp optional(body, field, default, valid?, what) do
     case Map.fetch(body, field) do
-      :error -> {:ok, default}
-      {:ok, nil} -> {:ok, default}
-      {:ok, value} -> if valid?.(value), do: {:ok, value}, else: bad_request("#{field} must be #{what}, got #{Json.encode(value)}", field)
+      :error ->
+        {:ok, default}
+
+      {:ok, nil} ->
+        {:ok, default}
+
+      {:ok, value} ->
+        if valid?.(value),
+          do: {:ok, value},
+          else: bad_request("#{field} must be #{what}, got #{Json.encode(value)}", field)
     end
   end
 
   defp enqueue_opts(body) do
-    with {:ok, priority} <- optional(body, "priority", 0, &(&1 in 0..9), "an integer from 0 to 9"),
+    with {:ok, priority} <-
+           optional(body, "priority", 0, &(&1 in 0..9), "an integer from 0 to 9"),
          {:ok, max_attempts} <-
            optional(body, "max_attempts", nil, &(is_integer(&1) and &1 > 0), "a positive integer") do
       opts = [priority: priority]
@@ -181,8 +197,14 @@ defmodule DevstralElixir.Web.JobsApi do
 
       value ->
         case parse.(value) do
-          {:ok, parsed} -> {:ok, parsed}
-          :error -> bad_request("#{name} must be one of #{Enum.join(allowed, ", ")}, got #{inspect(value)}", name)
+          {:ok, parsed} ->
+            {:ok, parsed}
+
+          :error ->
+            bad_request(
+              "#{name} must be one of #{Enum.join(allowed, ", ")}, got #{inspect(value)}",
+              name
+            )
         end
     end
   end
@@ -194,8 +216,11 @@ defmodule DevstralElixir.Web.JobsApi do
 
       value ->
         case Integer.parse(value) do
-          {n, ""} when n in 1..1000 -> {:ok, n}
-          _ -> bad_request("limit must be an integer from 1 to 1000, got #{inspect(value)}", "limit")
+          {n, ""} when n in 1..1000 ->
+            {:ok, n}
+
+          _ ->
+            bad_request("limit must be an integer from 1 to 1000, got #{inspect(value)}", "limit")
         end
     end
   end
@@ -206,7 +231,9 @@ defmodule DevstralElixir.Web.JobsApi do
 
   defp not_allowed(method, allow) do
     {status, headers, body} =
-      Json.error(405, "#{method} is not allowed here; allowed: #{allow}", type: "invalid_request_error")
+      Json.error(405, "#{method} is not allowed here; allowed: #{allow}",
+        type: "invalid_request_error"
+      )
 
     {status, [{"allow", allow} | headers], body}
   end

@@ -5,12 +5,14 @@ defmodule DevstralElixir.Web.Router do
     * `GET /health` - `DevstralElixir.Web.Health`
     * `/v1/*` - the OpenAI-compatible API, `DevstralElixir.Web.OpenAI`
       (bearer `API_TOKEN` required when one is configured)
+    * `/api/jobs*` - the job queue, `DevstralElixir.Web.JobsApi` (its writes
+      need the admin token)
 
   Every handler returns `{status, headers, body}` or, for a streamed body,
   `{:stream, status, headers, producer}` (see `DevstralElixir.Web.Appmod`).
   """
 
-  alias DevstralElixir.Web.{Health, Json, OpenAI, Request}
+  alias DevstralElixir.Web.{Health, JobsApi, Json, OpenAI, Request}
 
   @type context :: %{worker: GenServer.server(), api_token: String.t() | nil}
   @type result ::
@@ -28,6 +30,8 @@ defmodule DevstralElixir.Web.Router do
       Json.error(401, "missing or wrong bearer token", code: "invalid_api_key")
     end
   end
+
+  def route(%Request{path: ["api", "jobs" | _]} = request, _context), do: JobsApi.handle(request)
 
   def route(%Request{method: method, path: path}, _context) do
     Json.error(404, "no route for #{method} /#{Enum.join(path, "/")}", code: "not_found")

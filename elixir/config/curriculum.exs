@@ -1,0 +1,76 @@
+# The three-stage curriculum that `mix curriculum.run` runs by default.
+#
+# Evaluated by DevstralElixir.Curriculum.Config (see its docs for every key),
+# with `data_dir` (DATA_DIR) and `root` (the repository root) bound. Training
+# settings left out take the worker's defaults; flags override:
+#
+#     mix curriculum.run --dataset DIR --base-model PATH --max-steps N
+[
+  name: "elixir",
+
+  # The tiny local model that `make run` builds; a real checkpoint directory or
+  # a hub id (already in the local cache) works the same way.
+  base_model: Path.join(data_dir, "models/tiny-elixir"),
+
+  # Written by BuildDataset (`mix curriculum.build`): stageN/{train,eval}.jsonl.
+  dataset_dir: Path.join(data_dir, "datasets/curriculum"),
+
+  # Every stage's adapter and metrics.json go to adapters_dir/RUN/stageN/.
+  adapters_dir: Path.join(data_dir, "adapters"),
+
+  # General-code (non-Elixir) eval set for the forgetting guard. nil derives
+  # it from the `replay` rows of each stage's eval set.
+  general_eval: nil,
+
+  # Promote a stage only if its Elixir eval loss improves by at least 1% and
+  # its general-code eval loss worsens by at most 5%.
+  gate: [min_elixir_improvement_pct: 1.0, max_general_regression_pct: 5.0],
+
+  # Shared by every stage; a stage's own keys win (nested lists merge).
+  defaults: [
+    batch_size: 4,
+    gradient_accumulation_steps: 4,
+    max_seq_length: 1024,
+    warmup_ratio: 0.03,
+    max_grad_norm: 0.3,
+    save_steps: 50,
+    eval_steps: 50,
+    early_stopping_patience: 3,
+    quantization: :nf4,
+    seed: 42,
+    # The seed projects' QLoRA settings: every attention and MLP projection.
+    lora: [
+      r: 32,
+      alpha: 64,
+      dropout: 0.05,
+      target_modules: ~w(q_proj k_proj v_proj o_proj gate_proj up_proj down_proj)
+    ],
+    regularizer: [kind: :none]
+  ],
+  stages: [
+    # Continued pre-training on Elixir/Erlang files.
+    [
+      name: "general Elixir/Erlang",
+      epochs: 1,
+      learning_rate: 2.0e-4,
+      eval_set: "stage1/eval.jsonl"
+    ],
+    # FIM and instruction pairs mined from code; L2 towards stage 1's weights
+    # on top of the dataset's replay mix guards against forgetting.
+    [
+      name: "tasks and FIM",
+      epochs: 1,
+      learning_rate: 1.0e-4,
+      regularizer: [kind: :l2, weight: 0.1],
+      eval_set: "stage2/eval.jsonl"
+    ],
+    # Book-style explanations and exercises, in chapter order; a lower rate.
+    [
+      name: "book",
+      epochs: 2,
+      learning_rate: 5.0e-5,
+      regularizer: [kind: :l2, weight: 0.1],
+      eval_set: "stage3/eval.jsonl"
+    ]
+  ]
+]

@@ -1,0 +1,381 @@
+defmodule DevstralElixir.Curriculum.Config do
+  @moduledoc """
+  The curriculum plan: a file (default `elixir/config/curriculum.exs`) that
+  evaluates to a keyword list, checked field by field. Every error names the
+  field with its path, e.g. `stages[2].learning_rate must be a positive
+  number, got -1` (stages are numbered from 1, like the stages themselves).
+
+  The file is evaluated with two variables bound: `data_dir` (`DATA_DIR`) and
+  `root` (the repository root).
+
+  ## Top-level keys
+
+    * `:name` - a label for the runs (default `"curriculum"`)
+    * `:base_model` - the model to specialise: a directory or a hub id (required)
+    * `:dataset_dir` - the curriculum dataset, as written by `BuildDataset`
+      (`stageN/{train,eval}.jsonl`) (required)
+    * `:adapters_dir` - where runs go, `adapters_dir/RUN/stageN/` (default `DATA_DIR/adapters`)
+    * `:general_eval` - a general-code (non-Elixir) eval JSONL for the
+      forgetting guard; nil derives one from the `replay` rows of each
+      stage's eval set
+    * `:gate` - the promotion gate, `[min_elixir_improvement_pct: 1.0,
+      max_general_regression_pct: 5.0]` (see `DevstralElixir.Curriculum.Gate`)
+    * `:defaults` - stage settings shared by every stage (deep-merged under each)
+    * `:stages` - one to three keyword lists, run in order (required)
+
+  ## Stage keys
+
+  `:learning_rate` (required), `:epochs` and/or `:max_steps` (one is
+  required; `max_steps` wins), `:name`, `:batch_size`,
+  `:gradient_accumulation_steps`, `:max_seq_length`, `:warmup_ratio`,
+  `:max_grad_norm`, `:save_steps`, `:eval_steps`, `:early_stopping_patience`
+  (>= 1, or -1 to disable), `:early_stopping_threshold`, `:quantization`
+  (`:nf4` or `:none`), `:gradient_checkpointing`, `:packing`, `:seed`,
+  `:lora` (`r`, `alpha`, `dropout`, `target_modules`, `train_embeddings` -
+  stage 1 only - and `embeddings_learning_rate`), `:regularizer` (`kind:
+  :none | :l2 | :ewc`, `weight`), `:eval_set` (default `stageN/eval.jsonl`)
+  and `:gate` (overrides the top-level gate for this stage). Training settings
+  left out take the worker's defaults.
+
+  ## Paths
+
+  `dataset_dir` and `adapters_dir` may be relative to `DATA_DIR`; `eval_set`
+  and `general_eval` relative to `dataset_dir`. `base_model` is a directory
+  when it is absolute, starts with `.` or `~`, or names a directory under
+  `DATA_DIR`; otherwise it is passed on as a hub id.
+
+  ## Overrides
+
+  `load/2` takes overrides as the CLI flags give them: `:dataset_dir`,
+  `:base_model` and `:max_steps` (applied to every stage).
+  """
+
+  alias DevstralElixir.Curriculum.Config.{Schema, Stage}
+  alias DevstralElixir.Curriculum.Gate
+
+  defstruct [
+    :path,
+    :name,
+    :base_model,
+    :dataset_dir,
+    :adapters_dir,
+    :general_eval,
+    :gate,
+    stages: []
+  ]
+
+  @type t :: %__MODULE__{
+          path: Path.t() | nil,
+          name: String.t(),
+          base_model: String.t(),
+          dataset_dir: Path.t(),
+          adapters_dir: Path.t(),
+          general_eval: Path.t() | nil,
+          gate: Gate.t(),
+          stages: [Stage.t()]
+        }
+
+  @type override ::
+          {:dataset_dir, Path.t()} | {:base_model, String.t()} | {:max_steps, pos_integer()}
+
+  @max_stages 3
+
+  @doc "The default config file, `elixir/config/curriculum.exs`."
+  @spec default_path() :: Path.t()
+  def default_path, do: Path.join(DevstralElixir.Config.root(), "elixir/config/curriculum.exs")
+
+  @doc """
+  Loads and checks a config file (nil: `default_path/0`) with overrides.
+  Options: `:data_dir` (default `DATA_DIR`).
+  """
+  @spec load(Path.t() | nil, [override()], keyword()) :: {:ok, t()} | {:error, String.t()}
+  def load(path \\ nil, overrides \\ [], opts \\ []) do
+    opts = Keyword.validate!(opts, data_dir: nil)
+    data_dir = opts[:data_dir] || DevstralElixir.Config.data_dir()
+    path = Path.expand(path || default_path())
+
+    with {:ok, source} <- read(path),
+         {:ok, term} <- evaluate(source, path, data_dir),
+         {:ok, config} <- from_keyword(term, overrides, data_dir: data_dir) do
+      {:ok, %{config | path: path}}
+    else
+      {:error, message} -> {:error, "#{Path.relative_to_cwd(path)}: #{message}"}
+    end
+  end
+
+  @doc "Like `load/3`, but raises `ArgumentError` with the message."
+  @spec load!(Path.t() | nil, [override()], keyword()) :: t()
+  def load!(path \\ nil, overrides \\ [], opts \\ []) do
+    case load(path, overrides, opts) do
+      {:ok, config} -> config
+      {:error, message} -> raise ArgumentError, message
+    end
+  end
+
+  @doc """
+  Checks a config given as a keyword list (what the file evaluates to) and
+  applies overrides. Options: `:data_dir`.
+  """
+  @spec from_keyword(term(), [override()], keyword()) :: {:ok, t()} | {:error, String.t()}
+  def from_keyword(term, overrides \\ [], opts \\ []) do
+    opts = Keyword.validate!(opts, data_dir: nil)
+    data_dir = opts[:data_dir] || DevstralElixir.Config.data_dir()
+
+    with {:ok, term} <- apply_overrides(term, overrides),
+         {:ok, top} <- Schema.validate(term, top_schema(), ""),
+         {:ok, stages} <- stages(top) do
+      dataset_dir = Path.expand(top.dataset_dir, data_dir)
+
+      {:ok,
+       %__MODULE__{
+         name: top.name,
+         base_model: resolve_model(top.base_model, data_dir),
+         dataset_dir: dataset_dir,
+         adapters_dir: Path.expand(top.adapters_dir || "adapters", data_dir),
+         general_eval: top.general_eval && Path.expand(top.general_eval, dataset_dir),
+         gate: struct(Gate, top.gate),
+         stages: Enum.map(stages, &resolve_stage(&1, dataset_dir))
+       }}
+    end
+  end
+
+  @doc "A stage by number."
+  @spec stage(t(), pos_integer()) :: {:ok, Stage.t()} | {:error, String.t()}
+  def stage(%__MODULE__{stages: stages}, number) do
+    case Enum.find(stages, &(&1.number == number)) do
+      nil -> {:error, "stage must be one of 1..#{length(stages)}, got #{inspect(number)}"}
+      stage -> {:ok, stage}
+    end
+  end
+
+  # Schemas
+
+  defp top_schema do
+    [
+      {:name, Schema.string(), "curriculum"},
+      {:base_model, Schema.string(), :required},
+      {:dataset_dir, Schema.string(), :required},
+      {:adapters_dir, Schema.nilable(Schema.string()), nil},
+      {:general_eval, Schema.nilable(Schema.string()), nil},
+      {:gate, Schema.nested(gate_schema(1.0, 5.0)), []},
+      {:defaults, &defaults/1, []},
+      {:stages, &stage_list/1, :required}
+    ]
+  end
+
+  defp gate_schema(min_improvement, max_regression) do
+    [
+      {:min_elixir_improvement_pct, Schema.nilable(Schema.non_neg_number()), min_improvement},
+      {:max_general_regression_pct, Schema.nilable(Schema.non_neg_number()), max_regression}
+    ]
+  end
+
+  defp stage_schema do
+    pos_int = Schema.nilable(Schema.pos_integer())
+
+    [
+      {:name, Schema.nilable(Schema.string()), nil},
+      {:epochs, pos_int, nil},
+      {:max_steps, pos_int, nil},
+      {:learning_rate, Schema.pos_number(), :required},
+      {:batch_size, pos_int, nil},
+      {:gradient_accumulation_steps, pos_int, nil},
+      {:max_seq_length, pos_int, nil},
+      {:warmup_ratio, Schema.nilable(Schema.fraction()), nil},
+      {:max_grad_norm, Schema.nilable(Schema.pos_number()), nil},
+      {:save_steps, pos_int, nil},
+      {:eval_steps, pos_int, nil},
+      {:early_stopping_patience, Schema.nilable(&patience/1), nil},
+      {:early_stopping_threshold, Schema.nilable(Schema.non_neg_number()), nil},
+      {:quantization, Schema.nilable(Schema.one_of([:nf4, :none])), nil},
+      {:gradient_checkpointing, Schema.boolean(), false},
+      {:packing, Schema.boolean(), false},
+      {:seed, Schema.nilable(Schema.non_neg_integer()), nil},
+      {:lora, Schema.nested(lora_schema()), []},
+      {:regularizer, Schema.nested(regularizer_schema()), []},
+      {:eval_set, Schema.nilable(Schema.string()), nil},
+      {:gate, Schema.nested(gate_schema(nil, nil)), []}
+    ]
+  end
+
+  defp lora_schema do
+    [
+      {:r, Schema.nilable(Schema.pos_integer()), nil},
+      {:alpha, Schema.nilable(Schema.pos_number()), nil},
+      {:dropout, Schema.nilable(Schema.fraction()), nil},
+      {:target_modules, Schema.nilable(Schema.strings()), nil},
+      {:train_embeddings, Schema.boolean(), false},
+      {:embeddings_learning_rate, Schema.nilable(Schema.pos_number()), nil}
+    ]
+  end
+
+  defp regularizer_schema do
+    [
+      {:kind, Schema.one_of([:none, :l2, :ewc]), :none},
+      {:weight, Schema.nilable(Schema.non_neg_number()), nil}
+    ]
+  end
+
+  defp patience(-1), do: {:ok, -1}
+  defp patience(n) when is_integer(n) and n > 0, do: {:ok, n}
+  defp patience(other), do: Schema.must("a positive integer, or -1 to disable", other)
+
+  # Checked here only for shape; each stage checks the merged values.
+  defp defaults(value) do
+    known = Enum.map(stage_schema(), &elem(&1, 0))
+
+    cond do
+      not (is_list(value) and Keyword.keyword?(value)) ->
+        Schema.must("a keyword list", value)
+
+      unknown = Enum.find(Keyword.keys(value), &(&1 not in known)) ->
+        {:error,
+         "has an unknown key #{inspect(unknown)}; known keys: #{Enum.map_join(known, ", ", &inspect/1)}"}
+
+      true ->
+        {:ok, value}
+    end
+  end
+
+  defp stage_list(value) do
+    if is_list(value) and length(value) in 1..@max_stages,
+      do: {:ok, value},
+      else: Schema.must("a list of 1 to #{@max_stages} stages (keyword lists)", value)
+  end
+
+  # Stages
+
+  defp stages(top) do
+    top.stages
+    |> Enum.with_index(1)
+    |> Enum.reduce_while({:ok, []}, fn {raw, number}, {:ok, acc} ->
+      case build_stage(raw, number, top) do
+        {:ok, stage} -> {:cont, {:ok, [stage | acc]}}
+        {:error, _} = error -> {:halt, error}
+      end
+    end)
+    |> case do
+      {:ok, stages} -> {:ok, Enum.reverse(stages)}
+      error -> error
+    end
+  end
+
+  defp build_stage(raw, number, top) do
+    where = "stages[#{number}]"
+
+    with {:ok, merged} <- merge_defaults(top.defaults, raw, where),
+         {:ok, checked} <- Schema.validate(merged, stage_schema(), where),
+         :ok <- check_length(checked, where),
+         :ok <- check_embeddings(checked, number, where) do
+      gate = Map.merge(top.gate, checked.gate, fn _key, top_value, own -> own || top_value end)
+
+      {:ok,
+       struct(Stage, %{
+         checked
+         | gate: struct(Gate, gate),
+           name: checked.name || "stage #{number}",
+           eval_set: checked.eval_set || "stage#{number}/eval.jsonl"
+       })
+       |> Map.put(:number, number)}
+    end
+  end
+
+  defp merge_defaults(defaults, raw, where) do
+    if is_list(raw) and Keyword.keyword?(raw) do
+      {:ok, deep_merge(defaults, raw)}
+    else
+      {:error, "#{where} must be a keyword list, got #{inspect(raw)}"}
+    end
+  end
+
+  defp deep_merge(base, override) do
+    Keyword.merge(base, override, fn _key, base_value, value ->
+      if Keyword.keyword?(base_value) and base_value != [] and Keyword.keyword?(value),
+        do: deep_merge(base_value, value),
+        else: value
+    end)
+  end
+
+  defp check_length(%{epochs: nil, max_steps: nil}, where),
+    do: {:error, "#{where} needs epochs or max_steps (a positive integer)"}
+
+  defp check_length(_stage, _where), do: :ok
+
+  defp check_embeddings(%{lora: %{train_embeddings: true}}, number, where) when number != 1,
+    do:
+      {:error, "#{where}.lora.train_embeddings is a stage 1 option, but this is stage #{number}"}
+
+  defp check_embeddings(_stage, _number, _where), do: :ok
+
+  # Overrides
+
+  defp apply_overrides(term, overrides) do
+    Enum.reduce_while(overrides, {:ok, term}, fn override, {:ok, term} ->
+      case apply_override(term, override) do
+        {:ok, term} -> {:cont, {:ok, term}}
+        {:error, _} = error -> {:halt, error}
+      end
+    end)
+  end
+
+  defp apply_override(term, {_key, nil}), do: {:ok, term}
+
+  defp apply_override(term, {key, value}) when key in [:dataset_dir, :base_model] do
+    if is_list(term) and Keyword.keyword?(term),
+      do: {:ok, Keyword.put(term, key, value)},
+      else: {:ok, term}
+  end
+
+  defp apply_override(term, {:max_steps, steps}) do
+    cond do
+      not (is_integer(steps) and steps > 0) ->
+        {:error, "--max-steps must be a positive integer, got #{inspect(steps)}"}
+
+      is_list(term) and Keyword.keyword?(term) and is_list(term[:stages]) ->
+        stages =
+          Enum.map(term[:stages], fn stage ->
+            if Keyword.keyword?(stage), do: Keyword.put(stage, :max_steps, steps), else: stage
+          end)
+
+        {:ok, Keyword.put(term, :stages, stages)}
+
+      true ->
+        {:ok, term}
+    end
+  end
+
+  defp apply_override(_term, {key, _value}),
+    do: {:error, "unknown override #{inspect(key)}; known: :dataset_dir, :base_model, :max_steps"}
+
+  # Paths
+
+  defp resolve_stage(stage, dataset_dir),
+    do: %{stage | eval_set: Path.expand(stage.eval_set, dataset_dir)}
+
+  defp resolve_model(model, data_dir) do
+    cond do
+      String.starts_with?(model, "/") -> model
+      String.starts_with?(model, [".", "~"]) -> Path.expand(model)
+      File.dir?(Path.join(data_dir, model)) -> Path.join(data_dir, model)
+      true -> model
+    end
+  end
+
+  # The file
+
+  defp read(path) do
+    case File.read(path) do
+      {:ok, source} -> {:ok, source}
+      {:error, :enoent} -> {:error, "no such curriculum config file"}
+      {:error, reason} -> {:error, "cannot read the config: #{:file.format_error(reason)}"}
+    end
+  end
+
+  defp evaluate(source, path, data_dir) do
+    binding = [data_dir: data_dir, root: DevstralElixir.Config.root()]
+    {term, _binding} = Code.eval_string(source, binding, file: path)
+    {:ok, term}
+  rescue
+    exception -> {:error, "cannot evaluate the config: #{Exception.message(exception)}"}
+  end
+end

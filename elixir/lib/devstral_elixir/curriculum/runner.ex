@@ -1,0 +1,157 @@
+defmodule DevstralElixir.Curriculum.Runner do
+  @moduledoc """
+  The `:curriculum` job: runs the stages of a curriculum in order, each gated
+  by evaluation (`DevstralElixir.Curriculum.StageRun`), under
+  `adapters_dir/RUN/`:
+
+    * `RUN/stageN/` - the stage's adapter (`adapter_config.json`, safetensors),
+      checkpoints and `metrics.json` (eval results and gate verdict);
+    * `RUN/eval/` - the eval sets and per-evaluation outputs;
+    * `RUN/run.json` - the run's status, its stages and the promoted adapter.
+
+  A stage whose gate fails stops the run: the job fails without retry, the
+  reason is recorded in the job, the stage's metrics.json and run.json; the
+  adapter is kept on disk but not promoted. Any other failure is retried by
+  the queue, and the retry skips the finished stages and resumes training
+  from the last checkpoint.
+
+  ## Chaining: one adapter, continued
+
+  Stage N trains the *same* LoRA adapter further: it starts from stage N−1's
+  adapter (`init_adapter`) and writes a new copy into its own directory.
+  We do not merge the adapter into the base between stages because:
+
+    * the base is 4-bit NF4 under QLoRA; merging means dequantising, adding the
+      LoRA delta and re-quantising, which adds rounding error at every stage,
+      and the next stage would then train on a slightly different model than
+      the one that passed the gate;
+    * a continued adapter keeps every stage's artifact small and servable as a
+      LoRA on the unchanged base (vLLM serves LoRA adapters, not per-stage
+      merged copies), and lets any stage be promoted or rolled back alone;
+    * the forgetting guard's L2 / EWC terms pull towards "the previous stage's
+      weights", which with a continued adapter are exactly the adapter tensors
+      stage N starts from.
+
+  The cost is that all stages share one rank-r budget; r = 32 leaves room for
+  three stages. Stage 1 with trained embeddings is the one exception the
+  worker handles: its serving artifact is a merged model (vLLM cannot serve
+  LoRA on embed_tokens/lm_head for Qwen2-family models), stated in the
+  adapter's metadata, while training still continues the adapter.
+
+  Args: see `DevstralElixir.Curriculum.Plan`. The runner holds the resource
+  `"worker:default"` for the whole run: one training job per worker at a time.
+  """
+
+  @behaviour DevstralElixir.Jobs.Runner
+
+  alias DevstralElixir.Curriculum.{Files, Plan, StageRun, WorkerClient}
+  alias DevstralElixir.Jobs.Job
+
+  @impl true
+  def run(%Job{} = job, report) do
+    case Plan.from_args(job.args, job: job) do
+      {:ok, plan} -> execute(plan, client: client(), report: report)
+      {:error, message} -> {:discard, message}
+    end
+  end
+
+  @impl true
+  def cancel(%Job{} = job), do: client().cancel(WorkerClient.job_id(job))
+
+  @impl true
+  def resource(_args), do: "worker:default"
+
+  @impl true
+  def validate_args(args) do
+    with {:ok, _plan} <- Plan.from_args(args), do: :ok
+  end
+
+  @doc """
+  Runs every stage of `plan`. Options: `:client` (a `WorkerClient` module)
+  and `:report`. Returns what a runner returns: `{:ok, result}`,
+  `{:discard, reason}` (a failed gate, an invalid request) or `{:error, reason}`.
+  """
+  @spec execute(Plan.t(), keyword()) ::
+          {:ok, map()} | {:discard, String.t()} | {:error, String.t()}
+  def execute(%Plan{} = plan, opts) do
+    opts = Keyword.validate!(opts, [:client, report: fn _ -> :ok end])
+    stages = plan.config.stages
+    :ok = write_run(plan, "running", [], nil)
+
+    stages
+    |> Enum.reduce_while({nil, []}, fn stage, {init_adapter, done} ->
+      result =
+        StageRun.run(plan, stage,
+          client: opts[:client],
+          report: opts[:report],
+          init_adapter: init_adapter,
+          stages: length(stages)
+        )
+
+      case result do
+        {:ok, summary} ->
+          done = done ++ [summary]
+          :ok = write_run(plan, "running", done, nil)
+          {:cont, {summary.adapter, done}}
+
+        {:gate_failed, summary} ->
+          {:halt, {:gate_failed, summary, done ++ [summary]}}
+
+        {:invalid, message} ->
+          {:halt, {:invalid, "stage #{stage.number}: #{message}", done}}
+
+        {:error, message} ->
+          {:halt, {:error, "stage #{stage.number}: #{message}", done}}
+      end
+    end)
+    |> finish(plan)
+  end
+
+  defp finish({_adapter, done}, plan) do
+    :ok = write_run(plan, "succeeded", done, nil)
+    {:ok, result(plan, "succeeded", done, nil)}
+  end
+
+  defp finish({:gate_failed, summary, done}, plan) do
+    reason =
+      "stage #{summary.stage} gate failed: #{summary.reason}; its adapter is kept, not promoted"
+
+    :ok = write_run(plan, "stopped", done, reason)
+    {:discard, reason}
+  end
+
+  defp finish({:invalid, reason, done}, plan) do
+    :ok = write_run(plan, "failed", done, reason)
+    {:discard, reason}
+  end
+
+  defp finish({:error, reason, _done}, _plan), do: {:error, reason}
+
+  defp write_run(plan, status, done, reason) do
+    path = Path.join(plan.run_dir, "run.json")
+
+    Files.write_json(
+      path,
+      result(plan, status, done, reason) |> Map.put(:updated_at, DateTime.utc_now())
+    )
+  end
+
+  defp result(plan, status, done, reason) do
+    promoted = done |> Enum.filter(& &1.passed) |> List.last()
+
+    %{
+      run: plan.run,
+      run_dir: plan.run_dir,
+      status: status,
+      reason: reason,
+      config: plan.config.path,
+      base_model: plan.config.base_model,
+      dataset_dir: plan.config.dataset_dir,
+      stages: done,
+      promoted_stage: promoted && promoted.stage,
+      promoted_adapter: promoted && promoted.adapter
+    }
+  end
+
+  defp client, do: Application.get_env(:devstral_elixir, :curriculum_client, WorkerClient)
+end

@@ -1,0 +1,37 @@
+defmodule Mix.Tasks.Curriculum.Run do
+  @shortdoc "Runs the three-stage curriculum as a queued job and follows it"
+
+  @moduledoc """
+  Enqueues a `:curriculum` job (train, evaluate and gate every stage; see
+  `DevstralElixir.Curriculum.Runner`) and shows a live progress bar until it
+  ends.
+
+      mix curriculum.run [--config FILE] [--dataset DIR] [--base-model PATH]
+                         [--max-steps N] [--run NAME] [--priority 0..9] [--detach]
+
+    * `--config` - the curriculum file (default `elixir/config/curriculum.exs`)
+    * `--dataset`, `--base-model`, `--max-steps` - override the config
+      (`--max-steps` applies to every stage)
+    * `--run` - the run's directory name under `adapters_dir` (default: made
+      from the config name, the time and the job id)
+    * `--detach` - enqueue and return at once
+
+  When a host answers on `127.0.0.1:$HTTP_PORT`, the job goes to it over the
+  JSON API (the admin token comes from `ADMIN_TOKEN` or `DATA_DIR/admin_token`).
+  Otherwise the application starts in this process and runs the job itself.
+  Ctrl-C detaches without cancelling the job.
+  """
+
+  use Mix.Task
+
+  alias DevstralElixir.Jobs.Cli
+
+  @impl true
+  def run(argv) do
+    opts = Cli.parse!("curriculum.run", argv)
+    Mix.Task.run("app.config")
+    args = Cli.args(opts)
+    Cli.check_args!(args, false)
+    Cli.run_job!(:curriculum, args, opts)
+  end
+end

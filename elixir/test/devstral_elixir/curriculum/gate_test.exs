@@ -1,0 +1,74 @@
+defmodule DevstralElixir.Curriculum.GateTest do
+  use ExUnit.Case, async: true
+
+  alias DevstralElixir.Curriculum.Gate
+
+  @gate %Gate{min_elixir_improvement_pct: 2.0, max_general_regression_pct: 5.0}
+
+  defp losses(eb, ea, gb \\ nil, ga \\ nil),
+    do: %{elixir_before: eb, elixir_after: ea, general_before: gb, general_after: ga}
+
+  test "passes when Elixir improves enough and general code does not worsen too much" do
+    verdict = Gate.verdict(@gate, losses(2.0, 1.8, 1.0, 1.03))
+    assert verdict.passed
+    assert verdict.reason == nil
+    assert_in_delta verdict.elixir_improvement_pct, 10.0, 1.0e-9
+    assert_in_delta verdict.general_regression_pct, 3.0, 1.0e-9
+    assert verdict.general_checked
+    assert verdict.min_elixir_improvement_pct == 2.0
+  end
+
+  test "the thresholds are inclusive" do
+    assert Gate.verdict(@gate, losses(100.0, 98.0, 100.0, 105.0)).passed
+  end
+
+  test "fails when Elixir loss improves too little, or worsens" do
+    verdict = Gate.verdict(@gate, losses(2.0, 1.99, 1.0, 1.0))
+    refute verdict.passed
+
+    assert verdict.reason ==
+             "Elixir eval loss improved by 0.50%, less than the required 2.00% (2.0000 -> 1.9900)"
+
+    verdict = Gate.verdict(@gate, losses(2.0, 2.2))
+    refute verdict.passed
+    assert verdict.reason =~ "improved by -10.00%"
+  end
+
+  test "fails when general-code loss worsens too much" do
+    verdict = Gate.verdict(@gate, losses(2.0, 1.5, 1.0, 1.1))
+    refute verdict.passed
+
+    assert verdict.reason =~
+             "general-code eval loss worsened by 10.00%, more than the allowed 5.00% (1.0000 -> 1.1000)"
+  end
+
+  test "both failures are reported" do
+    verdict = Gate.verdict(@gate, losses(2.0, 2.0, 1.0, 2.0))
+    assert verdict.reason =~ "Elixir eval loss improved by 0.00%"
+    assert verdict.reason =~ "; general-code eval loss worsened by 100.00%"
+  end
+
+  test "without a general-code eval set only the Elixir rule applies" do
+    verdict = Gate.verdict(@gate, losses(2.0, 1.0))
+    assert verdict.passed
+    refute verdict.general_checked
+    assert verdict.general_regression_pct == nil
+  end
+
+  test "unusable losses fail the gate with a reason" do
+    for bad <- [nil, 0, -1.0, :nan] do
+      verdict = Gate.verdict(@gate, losses(bad, 1.0))
+      refute verdict.passed
+      assert verdict.reason =~ "the Elixir eval loss is not usable"
+    end
+
+    verdict = Gate.verdict(@gate, losses(2.0, 1.0, 1.0, nil))
+    refute verdict.passed
+    assert verdict.reason =~ "general-code eval loss is not usable"
+  end
+
+  test "change_pct" do
+    assert Gate.change_pct(4.0, 3.0) == -25.0
+    assert Gate.change_pct(4.0, 5.0) == 25.0
+  end
+end

@@ -1,0 +1,262 @@
+defmodule DevstralElixir.Curriculum.RunnerTest do
+  # The runner runs in the test process against a fake worker client, so no
+  # Mnesia and no global state: async.
+  use ExUnit.Case, async: true
+
+  alias DevstralElixir.Curriculum.{Config, Files, Plan, Runner, StageRunner}
+  alias DevstralElixir.Proto.TrainRequest
+  alias DevstralElixir.Test.Jobs.{CurriculumFixture, FakeWorkerClient}
+
+  setup do
+    root = Path.join(System.tmp_dir!(), "devstral-runner-#{System.unique_integer([:positive])}")
+    on_exit(fn -> File.rm_rf!(root) end)
+    %{root: root}
+  end
+
+  defp plan(root, overrides \\ []) do
+    {:ok, config} =
+      Config.from_keyword(CurriculumFixture.write!(root, overrides), [], data_dir: root)
+
+    %Plan{
+      config: config,
+      run: "r1",
+      run_dir: Path.join(config.adapters_dir, "r1"),
+      job_id: "job-1"
+    }
+  end
+
+  defp execute(plan) do
+    test = self()
+
+    Runner.execute(plan,
+      client: FakeWorkerClient,
+      report: fn event -> send(test, {:report, event}) end
+    )
+  end
+
+  defp trained_stages do
+    for_messages(fn
+      {:fake_worker, :train, %TrainRequest{stage: n}} -> n
+      _ -> nil
+    end)
+  end
+
+  defp for_messages(fun, acc \\ []) do
+    receive do
+      message ->
+        case fun.(message) do
+          nil -> for_messages(fun, acc)
+          value -> for_messages(fun, [value | acc])
+        end
+    after
+      0 -> Enum.reverse(acc)
+    end
+  end
+
+  test "all three stages pass: chained adapters, metrics.json per stage, run.json", %{root: root} do
+    plan = plan(root)
+    assert {:ok, result} = execute(plan)
+
+    stage_dir = &Path.join(plan.run_dir, "stage#{&1}")
+    assert result.status == "succeeded"
+    assert result.promoted_stage == 3
+    assert result.promoted_adapter == stage_dir.(3)
+
+    # Stage N starts from stage N-1's adapter; stage 1 from the base model.
+    assert_received {:fake_worker, :train, %TrainRequest{stage: 1, init_adapter: ""} = t1}
+    assert_received {:fake_worker, :train, %TrainRequest{stage: 2} = t2}
+    assert_received {:fake_worker, :train, %TrainRequest{stage: 3} = t3}
+    assert t2.init_adapter == stage_dir.(2) |> Path.dirname() |> Path.join("stage1")
+    assert t3.init_adapter == stage_dir.(2)
+    assert t1.output_dir == stage_dir.(1)
+    assert t1.base_model == plan.config.base_model
+    assert t1.dataset_dir == plan.config.dataset_dir
+    refute t1.resume
+    assert t2.config.regularizer == "l2"
+    assert t3.config.max_steps == 4
+    assert t1.general_eval_path == Path.join([plan.run_dir, "eval", "stage1-general.jsonl"])
+
+    for n <- 1..3 do
+      assert File.regular?(Path.join(stage_dir.(n), "adapter_config.json"))
+      {:ok, metrics} = Files.read_json(Path.join(stage_dir.(n), "metrics.json"))
+      assert metrics["stage"] == n
+      assert metrics["promoted"] == true
+      assert metrics["gate"]["passed"] == true
+      assert metrics["gate"]["reason"] == nil
+      assert_in_delta metrics["gate"]["elixir_improvement_pct"], 10.0, 1.0e-3
+      assert_in_delta metrics["gate"]["general_regression_pct"], 1.0, 1.0e-3
+      assert metrics["train"]["metrics"] == %{"loss" => 2.0, "eval_loss" => 2.1}
+    end
+
+    {:ok, stage1} = Files.read_json(Path.join(stage_dir.(1), "metrics.json"))
+    assert stage1["eval"]["elixir"]["before"] == 3.0
+    assert stage1["eval"]["elixir"]["after"] == 2.7
+    assert stage1["eval"]["general"]["before"] == 2.0
+    assert stage1["eval"]["general"]["after"] == 2.02
+    assert stage1["init_adapter"] == nil
+
+    {:ok, run} = Files.read_json(Path.join(plan.run_dir, "run.json"))
+    assert run["status"] == "succeeded"
+    assert Enum.map(run["stages"], & &1["stage"]) == [1, 2, 3]
+    assert run["promoted_adapter"] == stage_dir.(3)
+
+    # Progress carries the stage, for the CLI's bar.
+    assert_received {:report,
+                     %{phase: "stage2/train", stage: 2, stages: 3, kind: "PROGRESS", step: 1}}
+
+    assert_received {:report,
+                     %{phase: "stage3/gate", kind: "LOG", message: "stage 3 gate passed"}}
+  end
+
+  test "eval sets: replay rows are general code, the rest is Elixir", %{root: root} do
+    plan = plan(root)
+    assert {:ok, _} = execute(plan)
+
+    elixir = File.read!(Path.join([plan.run_dir, "eval", "stage1-elixir.jsonl"]))
+    general = File.read!(Path.join([plan.run_dir, "eval", "stage1-general.jsonl"]))
+    assert elixir =~ "defmodule E1"
+    assert elixir =~ "IO.puts(:replay)"
+    refute elixir =~ "import os"
+    assert general =~ "import os"
+    assert general =~ "def f(): pass"
+    refute general =~ "defmodule"
+  end
+
+  test "a failed gate stops the run: reason recorded, adapter kept, not promoted", %{root: root} do
+    plan = plan(root)
+
+    Process.put(:fake_worker, %{
+      losses: fn
+        "stage2", :elixir -> 2.69
+        label, kind -> FakeWorkerClient.default_loss(label, kind)
+      end
+    })
+
+    assert {:discard, reason} = execute(plan)
+
+    assert reason =~
+             "stage 2 gate failed: Elixir eval loss improved by 0.37%, less than the required 1.00%"
+
+    assert reason =~ "kept, not promoted"
+    assert trained_stages() == [1, 2]
+
+    stage2 = Path.join(plan.run_dir, "stage2")
+    assert File.regular?(Path.join(stage2, "adapter_config.json"))
+    {:ok, metrics} = Files.read_json(Path.join(stage2, "metrics.json"))
+    assert metrics["promoted"] == false
+    assert metrics["gate"]["passed"] == false
+    assert metrics["gate"]["reason"] =~ "Elixir eval loss improved by 0.37%"
+
+    {:ok, run} = Files.read_json(Path.join(plan.run_dir, "run.json"))
+    assert run["status"] == "stopped"
+    assert run["reason"] == reason
+    assert run["promoted_stage"] == 1
+
+    # Running the job again does not retrain or re-judge: the verdict stands.
+    assert {:discard, ^reason} = execute(plan)
+    assert trained_stages() == []
+  end
+
+  test "general-code regression beyond the limit fails the gate", %{root: root} do
+    plan = plan(root)
+
+    Process.put(:fake_worker, %{
+      losses: fn
+        "stage1", :general -> 2.2
+        label, kind -> FakeWorkerClient.default_loss(label, kind)
+      end
+    })
+
+    assert {:discard, reason} = execute(plan)
+    assert reason =~ "stage 1 gate failed: general-code eval loss worsened by 10.00%"
+  end
+
+  test "a retry after a crash skips finished stages and resumes from the checkpoint", %{
+    root: root
+  } do
+    plan = plan(root)
+    stage2 = Path.join(plan.run_dir, "stage2")
+
+    Process.put(:fake_worker, %{
+      train: fn
+        %{stage: 2, resume: false} ->
+          File.mkdir_p!(Path.join(stage2, "checkpoints/checkpoint-5"))
+          {:error, "Train failed: the worker exited (killed)"}
+
+        _ ->
+          nil
+      end
+    })
+
+    assert {:error, "stage 2: Train failed: the worker exited (killed)"} = execute(plan)
+    assert trained_stages() == [1, 2]
+    {:ok, run} = Files.read_json(Path.join(plan.run_dir, "run.json"))
+    assert run["status"] == "running"
+
+    # Drop the evaluate messages of the first run.
+    for_messages(fn _ -> nil end)
+
+    assert {:ok, result} = execute(plan)
+    assert result.promoted_stage == 3
+    assert_received {:fake_worker, :train, %TrainRequest{stage: 2, resume: true} = retry}
+    assert retry.init_adapter == Path.join(plan.run_dir, "stage1")
+    refute_received {:fake_worker, :train, %TrainRequest{stage: 1}}
+
+    # Stage 2's starting point was measured before the crash; not again.
+    evaluated =
+      for_messages(fn
+        {:fake_worker, :evaluate, request} -> Path.basename(request.output_path)
+        _ -> nil
+      end)
+
+    refute "stage2-before-elixir.json" in evaluated
+    assert "stage2-after-elixir.json" in evaluated
+    assert "stage3-before-elixir.json" in evaluated
+  end
+
+  test "problems no retry can fix are discarded", %{root: root} do
+    plan = plan(root, stages: [[epochs: 1, learning_rate: 1.0e-4, eval_set: "missing.jsonl"]])
+    assert {:discard, reason} = execute(plan)
+    assert reason =~ "stage 1: stages[1].eval_set:"
+    assert reason =~ "missing.jsonl does not exist"
+
+    plan = plan(root)
+    Process.put(:fake_worker, %{train: fn _ -> {:invalid, "Train rejected the request: bad"} end})
+    assert {:discard, "stage 1: Train rejected the request: bad"} = execute(plan)
+  end
+
+  test "the train_stage runner: one stage, from the previous stage's adapter of the run", %{
+    root: root
+  } do
+    plan = plan(root)
+    {:ok, stage1} = Config.stage(plan.config, 1)
+    {:ok, stage2} = Config.stage(plan.config, 2)
+    report = fn _ -> :ok end
+
+    assert {:ok, %{stage: 1, passed: true}} =
+             StageRunner.execute(plan, stage1, FakeWorkerClient, report)
+
+    assert_received {:fake_worker, :train, %TrainRequest{stage: 1, init_adapter: ""}}
+
+    assert {:ok, %{stage: 2, run: "r1"}} =
+             StageRunner.execute(plan, stage2, FakeWorkerClient, report)
+
+    assert_received {:fake_worker, :train, %TrainRequest{stage: 2} = t2}
+    assert t2.init_adapter == Path.join(plan.run_dir, "stage1")
+
+    # An explicit init_adapter wins; a finished stage is not run again.
+    r1_stage1 = Path.join(plan.run_dir, "stage1")
+
+    other = %{
+      plan
+      | run: "r2",
+        run_dir: Path.join(plan.config.adapters_dir, "r2"),
+        init_adapter: r1_stage1
+    }
+
+    assert {:ok, _} = StageRunner.execute(other, stage2, FakeWorkerClient, report)
+    assert_received {:fake_worker, :train, %TrainRequest{stage: 2, init_adapter: ^r1_stage1}}
+    assert {:ok, _} = StageRunner.execute(other, stage2, FakeWorkerClient, report)
+    refute_received {:fake_worker, :train, _}
+  end
+end

@@ -1,0 +1,83 @@
+defmodule DevstralElixir.Test.Jobs.FakeWorkerClient do
+  @moduledoc """
+  A `DevstralElixir.Curriculum.WorkerClient` that stands in for the Python
+  worker: `train/2` writes an adapter directory as the trainer would, and
+  `evaluate/2` answers eval losses from a table.
+
+  Every call is sent to the calling process as `{:fake_worker, call, request}`
+  (the test process when a test calls the runner directly). The calling
+  process may put a script in its dictionary under `:fake_worker`:
+
+    * `:losses` - `fn adapter_label, :elixir | :general -> loss end`, where
+      the label is `"base"` or the adapter directory's name (`"stage2"`);
+    * `:train` - `fn request -> nil | reply end`; a non-nil reply is returned
+      instead of training.
+
+  Without a script, every stage improves Elixir loss by 10% and worsens
+  general-code loss by 1%, so every gate passes.
+  """
+
+  @behaviour DevstralElixir.Curriculum.WorkerClient
+
+  alias DevstralElixir.Proto.{EvaluateRequest, TrainRequest}
+
+  @elixir %{"base" => 3.0, "stage1" => 2.7, "stage2" => 2.43, "stage3" => 2.187}
+  @general %{"base" => 2.0, "stage1" => 2.02, "stage2" => 2.0402, "stage3" => 2.0606}
+
+  @doc "The default losses."
+  @spec default_loss(String.t(), :elixir | :general) :: float()
+  def default_loss(label, :elixir), do: Map.fetch!(@elixir, label)
+  def default_loss(label, :general), do: Map.fetch!(@general, label)
+
+  @impl true
+  def train(%TrainRequest{} = request, report) do
+    send(self(), {:fake_worker, :train, request})
+    script = Process.get(:fake_worker, %{})
+
+    case script[:train] && script[:train].(request) do
+      nil ->
+        report.(event("PROGRESS", 1, %{"loss" => 2.5}))
+        File.mkdir_p!(request.output_dir)
+        File.write!(Path.join(request.output_dir, "adapter_config.json"), ~s({"r": 32}))
+        File.write!(Path.join(request.output_dir, "adapter_model.safetensors"), "weights")
+        completed = event("COMPLETED", 2, %{"loss" => 2.0, "eval_loss" => 2.1})
+        report.(completed)
+        {:ok, %{completed | artifact_path: request.output_dir}}
+
+      reply ->
+        reply
+    end
+  end
+
+  @impl true
+  def evaluate(%EvaluateRequest{} = request, report) do
+    send(self(), {:fake_worker, :evaluate, request})
+    losses = Process.get(:fake_worker, %{})[:losses] || (&default_loss/2)
+    [dataset] = request.loss_datasets
+    kind = if String.contains?(Path.basename(dataset), "general"), do: :general, else: :elixir
+    label = if request.adapter == "", do: "base", else: Path.basename(request.adapter)
+    completed = event("COMPLETED", 1, %{"eval_loss" => losses.(label, kind)})
+    report.(completed)
+    {:ok, completed}
+  end
+
+  @impl true
+  def cancel(job_id) do
+    send(self(), {:fake_worker, :cancel, job_id})
+    :ok
+  end
+
+  defp event(kind, step, metrics) do
+    %{
+      kind: kind,
+      phase: "train",
+      message: "",
+      step: step,
+      total_steps: 2,
+      elapsed_ms: 10,
+      eta_ms: 10,
+      metrics: metrics,
+      artifact_path: ""
+    }
+  end
+end
