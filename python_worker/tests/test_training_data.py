@@ -1,0 +1,70 @@
+"""Row encoding: which tokens carry loss, and how long rows are handled."""
+
+from __future__ import annotations
+
+import pytest
+
+from python_worker.tests.test_training_fixtures import chat_row, fim_row
+from python_worker.training.data import IGNORE, DataStats, RowEncoder, row_kind
+from python_worker.training.model import load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_model):
+    return load_tokenizer(str(tiny_model))
+
+
+def supervised_text(tok, seq) -> str:
+    return tok.decode([t for t, lab in zip(seq.input_ids, seq.labels) if lab != IGNORE])
+
+
+def test_row_kinds():
+    assert row_kind(chat_row(0)) == "chat"
+    assert row_kind(fim_row(0)) == "fim"
+    assert row_kind({"text": "x"}) == "text"
+    assert row_kind({"prompt": "a", "completion": "b"}) == "prompt_completion"
+    assert row_kind({"code": "x"}) is None
+
+
+def test_chat_loss_only_on_the_assistant_turn(tok):
+    stats = DataStats()
+    [seq] = RowEncoder(tok, 512).encode(chat_row(0), stats)
+    target = supervised_text(tok, seq)
+    assert target.startswith("def double(x), do: x * 2")
+    assert "<|im_end|>" in target  # the model learns to end its turn
+    assert "doubles x" not in target and "Elixir expert" not in target
+    assert stats.kinds["chat"] == 1
+
+
+def test_fim_loss_only_on_the_middle(tok):
+    [seq] = RowEncoder(tok, 512).encode(fim_row(0), DataStats())
+    assert supervised_text(tok, seq) == "a + b" + tok.eos_token
+    assert seq.input_ids[-1] == tok.eos_token_id
+
+
+def test_text_rows_are_split_into_windows(tok):
+    stats = DataStats()
+    text = "defmodule A do\n  def f(x), do: x\nend\n" * 40
+    seqs = RowEncoder(tok, 64).encode({"text": text}, stats)
+    assert len(seqs) > 1 and all(len(s.input_ids) <= 64 for s in seqs)
+    assert all(s.labels == s.input_ids for s in seqs)
+    total = sum(len(s.input_ids) for s in seqs)
+    whole = len(tok(text + tok.eos_token, add_special_tokens=False)["input_ids"])
+    assert whole - 1 <= total <= whole  # a lone last token predicts nothing and is dropped
+    assert stats.split_rows == 1
+
+
+def test_long_supervised_rows_keep_their_target(tok):
+    row = chat_row(0)
+    row["messages"][1]["content"] = "please " * 300
+    stats = DataStats()
+    [seq] = RowEncoder(tok, 64).encode(row, stats)
+    assert len(seq.input_ids) == 64
+    assert supervised_text(tok, seq).startswith("def double(x), do: x * 2")
+    assert stats.cut_rows == 1
+
+
+def test_unknown_rows_are_counted_not_fatal(tok):
+    stats = DataStats()
+    assert RowEncoder(tok, 64).encode({"code": "x"}, stats) == []
+    assert stats.skipped["unknown_format"] == 1

@@ -1,0 +1,142 @@
+"""The Train and Evaluate RPCs as plain functions over proto messages.
+
+    events = train_events(request, cancel)   # raises InvalidRequest right here
+    for event in events: ...                 # JobEvents until COMPLETED/FAILED/CANCELLED
+
+Both validate eagerly, at call time, so a servicer can map InvalidRequest (a
+WorkerError with INVALID_ARGUMENT) to a status before it sends anything; then
+they return an iterator of `worker_pb2.JobEvent` whose last event is
+COMPLETED, FAILED or CANCELLED. Job
+failures (out of memory, a broken dataset row) are a FAILED event, not an
+exception. Closing the iterator early cancels the job (a training job saves a
+checkpoint first) and waits for it to stop. The iterators block: the servicer
+advances them off the event loop (python_worker.threads.iterate_in_thread).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from python_worker.proto import worker_pb2
+from python_worker.training.config import TrainSettings, merge
+from python_worker.training.evaluate import EvalJob, run_evaluation, validate_eval
+from python_worker.training.events import Event
+from python_worker.training.job import TrainJob, validate_job
+from python_worker.training.recipe import run_training
+from python_worker.training.streaming import run_streaming
+
+_KINDS = {
+    name: getattr(worker_pb2.JobEvent, name)
+    for name in (
+        "PROGRESS",
+        "LOG",
+        "METRICS",
+        "CHECKPOINT",
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+    )
+}
+
+_LORA_FIELDS = (
+    "r",
+    "alpha",
+    "dropout",
+    "target_modules",
+    "train_embeddings",
+    "embeddings_learning_rate",
+)
+_TRAIN_FIELDS = (
+    "epochs", "max_steps", "learning_rate", "batch_size", "gradient_accumulation_steps",
+    "max_seq_length", "warmup_ratio", "max_grad_norm", "save_steps", "eval_steps",
+    "early_stopping_patience", "early_stopping_threshold", "quantization",
+    "gradient_checkpointing", "packing", "regularizer", "regularizer_weight", "seed",
+)  # fmt: skip
+
+
+def to_proto(event: Event, job_id: str) -> worker_pb2.JobEvent:
+    return worker_pb2.JobEvent(
+        job_id=job_id,
+        kind=_KINDS[event.kind],
+        phase=event.phase,
+        message=event.message,
+        step=event.step,
+        total_steps=event.total_steps,
+        elapsed_ms=event.elapsed_ms,
+        eta_ms=event.eta_ms,
+        metrics=event.metrics,
+        artifact_path=event.artifact_path,
+    )
+
+
+def settings_from_proto(config: worker_pb2.TrainConfig) -> TrainSettings:
+    """Defaults overridden by the request's non-zero fields (proto3: zero means default)."""
+    overrides: dict = {name: getattr(config, name) for name in _TRAIN_FIELDS}
+    # float32 proto fields come back as doubles like 0.05000000074505806; round them
+    # back to what the sender most likely wrote.
+    for name in (
+        "warmup_ratio",
+        "max_grad_norm",
+        "early_stopping_threshold",
+        "regularizer_weight",
+    ):
+        overrides[name] = float(f"{overrides[name]:.7g}")
+    if config.HasField("lora"):
+        lora = {name: getattr(config.lora, name) for name in _LORA_FIELDS}
+        lora["target_modules"] = list(lora["target_modules"])
+        for name in ("alpha", "dropout"):
+            lora[name] = float(f"{lora[name]:.7g}")
+        overrides["lora"] = lora
+    return merge(TrainSettings(), overrides)
+
+
+def job_from_proto(req: worker_pb2.TrainRequest) -> TrainJob:
+    return TrainJob(
+        base_model=req.base_model,
+        dataset_dir=req.dataset_dir,
+        stage=req.stage,
+        output_dir=req.output_dir,
+        settings=settings_from_proto(req.config),
+        job_id=req.job_id,
+        resume=req.resume,
+        init_adapter=req.init_adapter,
+        general_eval_path=req.general_eval_path,
+    )
+
+
+def train_events(req: worker_pb2.TrainRequest, cancel: threading.Event) -> Iterator[worker_pb2.JobEvent]:
+    """Validate now (InvalidRequest), then stream the stage's training events."""
+    job = validate_job(job_from_proto(req))
+    return _proto_stream(
+        run_streaming(lambda emit, c: run_training(job, emit, c), cancel, f"train-{req.job_id}"),
+        req.job_id,
+    )
+
+
+def evaluate_events(req: worker_pb2.EvaluateRequest, cancel: threading.Event) -> Iterator[worker_pb2.JobEvent]:
+    """Validate now (InvalidRequest), then stream eval-loss events; metrics per dataset."""
+    job = validate_eval(
+        EvalJob(
+            model=req.model,
+            adapter=req.adapter,
+            loss_datasets=list(req.loss_datasets),
+            output_path=req.output_path,
+            job_id=req.job_id,
+        ),
+        list(req.benchmarks),
+    )
+    return _proto_stream(
+        run_streaming(lambda emit, c: run_evaluation(job, emit, c), cancel, f"eval-{req.job_id}"),
+        req.job_id,
+    )
+
+
+def _proto_stream(events: Iterator[Event], job_id: str) -> Iterator[worker_pb2.JobEvent]:
+    try:
+        for event in events:
+            yield to_proto(event, job_id)
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
