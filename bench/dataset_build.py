@@ -40,7 +40,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from python_worker.curriculum import BuildRequest, CurriculumConfig, build, lexer
+from python_worker.curriculum import BuildRequest, CurriculumConfig, lexer
+from python_worker.curriculum.build import build
 from python_worker.curriculum.config import config_to_dict
 from python_worker.curriculum.pool import WorkerPool, available_cores
 from python_worker.curriculum.tokens import resolve
@@ -60,17 +61,13 @@ _INT = re.compile(r"\b\d{2,}\b")
 def _sources() -> list[str]:
     files = sorted(ERLANG_SRC.glob("*/src/*.erl"))
     if not files:
-        sys.exit(
-            f"no Erlang sources under {ERLANG_SRC}/*/src (apt-get install erlang-src)"
-        )
+        sys.exit(f"no Erlang sources under {ERLANG_SRC}/*/src (apt-get install erlang-src)")
     return [f.read_bytes().decode("utf-8", "replace") for f in files]
 
 
 def _mutate_erlang(src: str, rng: random.Random, words: list[str]) -> str:
     names = sorted(set(_ATOM.findall(src)))
-    rename = {
-        n: f"{n}_{rng.choice(words)}" for n in rng.sample(names, k=len(names) // 3)
-    }
+    rename = {n: f"{n}_{rng.choice(words)}" for n in rng.sample(names, k=len(names) // 3)}
     if rename:
         pattern = re.compile(r"\b(" + "|".join(map(re.escape, rename)) + r")\(")
         src = pattern.sub(lambda m: rename[m.group(1)] + "(", src)
@@ -82,15 +79,10 @@ def _mutate_erlang(src: str, rng: random.Random, words: list[str]) -> str:
 
 
 def _prose(comments: list[str], rng: random.Random, n: int) -> str:
-    return (
-        " ".join(rng.choice(comments).strip() for _ in range(n)).strip()
-        or "Does the work."
-    )
+    return " ".join(rng.choice(comments).strip() for _ in range(n)).strip() or "Does the work."
 
 
-def _elixir_module(
-    name: str, funcs: list[str], comments: list[str], rng: random.Random
-) -> str:
+def _elixir_module(name: str, funcs: list[str], comments: list[str], rng: random.Random) -> str:
     lines = [
         f"defmodule {name} do",
         '  @moduledoc """',
@@ -130,9 +122,7 @@ def _elixir_module(
     return "\n".join(lines) + "\n"
 
 
-def _guide(
-    title: str, comments: list[str], funcs: list[str], rng: random.Random
-) -> str:
+def _guide(title: str, comments: list[str], funcs: list[str], rng: random.Random) -> str:
     parts = [f"# {title}", "", _prose(comments, rng, 5), ""]
     for f in funcs[:4]:
         parts += [
@@ -157,9 +147,7 @@ def generate(out: Path, mb: int, seed: int = 0) -> None:
     """Write the corpus into out/ (manifest.jsonl + one dir per package)."""
     rng = random.Random(seed)
     sources = _sources()
-    comments = [c for s in sources for c in _COMMENT.findall(s) if len(c) > 30][
-        :200_000
-    ]
+    comments = [c for s in sources for c in _COMMENT.findall(s) if len(c) > 30][:200_000]
     words = sorted({w for s in sources[:200] for w in _ATOM.findall(s)})
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -178,13 +166,7 @@ def generate(out: Path, mb: int, seed: int = 0) -> None:
             new = {}
             for path, text in files.items():
                 r = rng.random()
-                new[path] = (
-                    text
-                    if r < 0.5
-                    else text.replace("\n\n", "\n\n\n", 3)
-                    if r < 0.8
-                    else text + "\n"
-                )
+                new[path] = text if r < 0.5 else text.replace("\n\n", "\n\n\n", 3) if r < 0.8 else text + "\n"
         else:
             name, version = f"pkg{n:05d}", f"0.{n % 7}.{n % 5}"
             mod = "".join(p.capitalize() for p in rng.sample(words, 2))
@@ -195,12 +177,8 @@ def generate(out: Path, mb: int, seed: int = 0) -> None:
                 if kind < 0.45:
                     new[f"src/{name}_{i}.erl"] = _mutate_erlang(src, rng, words)
                 elif kind < 0.9:
-                    funcs = sorted(set(_ATOM.findall(src)))[: rng.randint(3, 12)] or [
-                        "run"
-                    ]
-                    new[f"lib/{name}/mod_{i}.ex"] = _elixir_module(
-                        f"{mod}.M{i}", funcs, comments, rng
-                    )
+                    funcs = sorted(set(_ATOM.findall(src)))[: rng.randint(3, 12)] or ["run"]
+                    new[f"lib/{name}/mod_{i}.ex"] = _elixir_module(f"{mod}.M{i}", funcs, comments, rng)
                 else:
                     funcs = sorted(set(_ATOM.findall(src)))[:4] or ["run"]
                     new[f"guides/{i:02d}-guide.md"] = _guide(mod, comments, funcs, rng)
@@ -220,9 +198,7 @@ def generate(out: Path, mb: int, seed: int = 0) -> None:
         }
         (tmp / rel / "metadata.json").write_text(json.dumps(meta))
         rows.append({**meta, "sha256": "", "files": len(new), "path": rel})
-    (tmp / "manifest.jsonl").write_text(
-        "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
-    )
+    (tmp / "manifest.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
 
@@ -319,26 +295,16 @@ def near_dedup_plain(files: list[Path]) -> tuple[float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "--mb", type=int, default=200, help="corpus size in MB (cached per size)"
-    )
-    ap.add_argument(
-        "--dedup-mb", type=int, default=64, help="MB used for the near-dedup comparison"
-    )
+    ap.add_argument("--mb", type=int, default=200, help="corpus size in MB (cached per size)")
+    ap.add_argument("--dedup-mb", type=int, default=64, help="MB used for the near-dedup comparison")
     ap.add_argument("--workers", type=int, default=0, help="0 = all cores")
     ap.add_argument("--rounds", type=int, default=3, help="near-dedup rounds (medians)")
-    ap.add_argument(
-        "--keep", action="store_true", help="keep the built dataset under data/bench/"
-    )
+    ap.add_argument("--keep", action="store_true", help="keep the built dataset under data/bench/")
     args = ap.parse_args()
     workers = args.workers or available_cores()
 
     root = corpus(args.mb)
-    input_bytes = sum(
-        p.stat().st_size
-        for p in root.rglob("*")
-        if p.is_file() and p.name != "metadata.json"
-    )
+    input_bytes = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and p.name != "metadata.json")
     out = BENCH_DIR / f"dataset-{args.mb}mb"
     shutil.rmtree(out, ignore_errors=True)
     config = CurriculumConfig(workers=workers)
@@ -355,9 +321,7 @@ def main() -> None:
             threading.Event(),
         )
         build_s = time.perf_counter() - t0
-    out_bytes = sum(
-        v["bytes"] for s in result.manifest["stages"].values() for v in s.values()
-    )
+    out_bytes = sum(v["bytes"] for s in result.manifest["stages"].values() for v in s.values())
 
     files = _files(root, args.dedup_mb * 1_000_000)
     dedup_bytes = sum(p.stat().st_size for p in files)
@@ -393,11 +357,7 @@ def main() -> None:
                 "output_mb": round(out_bytes / 1e6, 1),
                 "files": result.manifest["files"]["scanned"],
                 "files_kept": result.manifest["files"]["kept"],
-                "rows": sum(
-                    v["rows"]
-                    for s in result.manifest["stages"].values()
-                    for v in s.values()
-                ),
+                "rows": sum(v["rows"] for s in result.manifest["stages"].values() for v in s.values()),
                 "workers": workers,
                 "tokenizer": Path(resolve(config.tokenizer)).parent.name,
                 "build_s": round(build_s, 1),

@@ -1,0 +1,655 @@
+"""Build the three-stage curriculum dataset from scraped corpora.
+
+    .venv/bin/python -m python_worker.curriculum --input data/raw/hex \\
+        --input data/raw/github --out data/datasets/NAME [--config FILE] [--seed N]
+
+`build(request, progress, cancel)` is the one entry point; the CLI (__main__.py)
+and the BuildDataset RPC (rpc.py) are thin layers over it. It runs in phases:
+
+1. validate  inputs, manifests, config, eval sets, tokenizer: an InvalidRequest
+             names the problem before any work starts (`prepare`);
+2. scan      every file, in dedup-preference order, on all cores: clean, scrub
+             secrets, check contamination, hash; the coordinator drops exact and
+             near duplicates as results arrive in order;
+3. build     rows for the kept files: stage 1 documents, stage 2 FIM rows and
+             mined pairs, stage 3 book rows; each source goes to train or eval;
+4. replay    general code mixed into every stage up to the configured share;
+5. report    manifest.json (with the SHA-256 of every file) and REPORT.md, then
+             the staging directory is renamed to OUT.
+
+Same inputs + config + seed give byte-identical output: tasks are pure
+functions of the files, results are consumed in task order, and nothing
+written depends on time or on which process did the work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from array import array
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from python_worker.config import REPO_ROOT
+from python_worker.curriculum import (
+    books,
+    decontam,
+    inputs,
+    output,
+    replay,
+    report,
+    split,
+    tokens,
+    worker,
+)
+from python_worker.curriculum.clean import language_of
+from python_worker.curriculum.config import CurriculumConfig, config_to_dict
+from python_worker.curriculum.dedup import NearDupIndex
+from python_worker.curriculum.errors import BuildCancelled, InvalidRequest
+from python_worker.curriculum.pool import WorkerPool, available_cores
+from python_worker.curriculum.worker import FileJob, ScanResult, dumps
+
+DEFAULT_EVAL_DIR = REPO_ROOT.parent / "shared" / "eval"
+MAX_ERRORS_LISTED = 20
+
+
+@dataclass
+class BuildRequest:
+    inputs: list[str]
+    out_dir: str
+    config: CurriculumConfig = field(default_factory=CurriculumConfig)
+    # None means config.seed.
+    seed: int | None = None
+    # Extra eval JSONL files, on top of config.decontam.eval_files and the eval dir.
+    eval_files: list[str] = field(default_factory=list)
+    job_id: str = ""
+
+
+@dataclass(frozen=True)
+class Progress:
+    phase: str
+    message: str
+    step: int = 0
+    total: int = 0
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    # "progress" for status updates, "log" for a line worth keeping.
+    kind: str = "progress"
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    manifest: dict[str, Any]
+    elapsed_s: float
+
+
+@dataclass
+class Plan:
+    """A validated request: everything `run` needs, checked before work starts."""
+
+    config: CurriculumConfig
+    seed: int
+    out_dir: Path
+    inputs: list[inputs.InputDir]
+    sources: list[inputs.Source]
+    eval_dir: Path | None
+    eval_files: list[decontam.EvalFile]
+    tokenizer: str
+    replay_dir: Path | None
+    job_id: str
+
+
+def prepare(request: BuildRequest) -> Plan:
+    """Validate the request; raises InvalidRequest naming the problem."""
+    config = request.config
+    seed = config.seed if request.seed is None else int(request.seed)
+    if seed < 0:
+        raise InvalidRequest(f"seed must be >= 0, got {seed}")
+    if not request.out_dir:
+        raise InvalidRequest("no output directory given (out_dir)")
+    out_dir = Path(request.out_dir).resolve()
+    input_dirs, sources = inputs.read_inputs(list(request.inputs))
+    for d in input_dirs:
+        if out_dir == d.path or d.path in out_dir.parents:
+            raise InvalidRequest(f"output {out_dir} must not be inside input {d.path}")
+    output.check_out_dir(out_dir)
+    sources += inputs.book_sources(config.stage3.book_dirs, first_index=len(input_dirs))
+    spec = config.decontam.eval_dir
+    if spec == "auto":
+        eval_dir = DEFAULT_EVAL_DIR if DEFAULT_EVAL_DIR.is_dir() else None
+    elif spec == "none":
+        eval_dir = None
+    else:
+        eval_dir = Path(spec)
+    files = decontam.eval_files(eval_dir, [*config.decontam.eval_files, *request.eval_files])
+    replay_dir = replay.resolve_dir(config.replay.dir) if config.replay.share > 0 else None
+    return Plan(
+        config=config,
+        seed=seed,
+        out_dir=out_dir,
+        inputs=input_dirs,
+        sources=sources,
+        eval_dir=eval_dir.resolve() if eval_dir else None,
+        eval_files=files,
+        tokenizer=tokens.resolve(config.tokenizer),
+        replay_dir=replay_dir,
+        job_id=request.job_id,
+    )
+
+
+def build(
+    request: BuildRequest,
+    progress: Callable[[Progress], None],
+    cancel: threading.Event,
+) -> BuildResult:
+    """Validate, then build. Raises InvalidRequest (before any work) or BuildCancelled."""
+    return run(prepare(request), progress, cancel)
+
+
+# ---------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Kept:
+    rel: str
+    size: int
+    modules: list[str]
+
+
+@dataclass
+class _Stats:
+    scanned: int = 0
+    scanned_bytes: int = 0
+    kept: int = 0
+    kept_bytes: int = 0
+    drops: Counter = field(default_factory=Counter)
+    drop_bytes: Counter = field(default_factory=Counter)
+    secrets: Counter = field(default_factory=Counter)
+    contamination: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    rows: Counter = field(default_factory=Counter)  # (stage, split) -> rows
+    tokens: Counter = field(default_factory=Counter)
+    out_bytes: Counter = field(default_factory=Counter)
+    replay_rows: Counter = field(default_factory=Counter)
+    replay_tokens: Counter = field(default_factory=Counter)
+    kinds: Counter = field(default_factory=Counter)
+    source_tokens: Counter = field(default_factory=Counter)
+    lengths: dict[int, array] = field(default_factory=lambda: {s: array("l") for s in output.STAGES})
+    errors: list[str] = field(default_factory=list)
+    error_count: int = 0
+    replay_files: int = 0
+
+    def drop(self, reason: str, size: int) -> None:
+        self.drops[reason] += 1
+        self.drop_bytes[reason] += size
+
+
+class _Reporter:
+    """Rate-limited progress events with elapsed time and a per-phase ETA."""
+
+    def __init__(self, progress: Callable[[Progress], None], cancel: threading.Event) -> None:
+        self._progress = progress
+        self._cancel = cancel
+        self.start = time.monotonic()
+        self._phase_start = self.start
+        self._last = 0.0
+
+    def phase(self, name: str, message: str, total: int = 0) -> None:
+        self.check_cancel()
+        self._phase_start = time.monotonic()
+        self.emit(name, message, 0, total, force=True)
+
+    def emit(
+        self,
+        phase: str,
+        message: str,
+        step: int = 0,
+        total: int = 0,
+        metrics: dict[str, float] | None = None,
+        force: bool = False,
+    ) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < 0.5:
+            return
+        self._last = now
+        in_phase = now - self._phase_start
+        eta: float | None = None  # unknown until some of the phase is done
+        if total and step >= total:
+            eta = 0.0
+        elif total and step:
+            eta = in_phase / step * (total - step)
+        self._progress(Progress(phase, message, step, total, now - self.start, eta, dict(metrics or {})))
+
+    def log(self, phase: str, message: str) -> None:
+        self._progress(Progress(phase, message, elapsed_s=time.monotonic() - self.start, kind="log"))
+
+    def check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise BuildCancelled("the build was cancelled")
+
+
+def run(plan: Plan, progress: Callable[[Progress], None], cancel: threading.Event) -> BuildResult:
+    rep = _Reporter(progress, cancel)
+    cfg = plan.config
+    stats = _Stats()
+
+    rep.phase("plan", "listing files and ordering sources")
+    for d in plan.inputs:
+        if d.partial_last_line:
+            rep.log("plan", f"{d.path}/manifest.jsonl: ignored a cut-short last line")
+    sources = inputs.preference_order(plan.sources)
+    for s in sources:
+        s.files = inputs.list_files(s)
+        rep.check_cancel()
+    splits = split.assign(
+        {s.split_key for s in sources},
+        plan.seed,
+        cfg.split.eval_fraction,
+        cfg.split.min_eval_sources,
+    )
+    index = None
+    if plan.eval_files:
+        built = decontam.build_index(
+            plan.eval_files,
+            cfg.decontam.ngram,
+            cfg.decontam.fields,
+            cfg.decontam.solution_fields,
+            cfg.decontam.boilerplate_problems,
+        )
+        index = dataclasses.asdict(built)
+        for f in plan.eval_files:
+            stats.contamination[f.name] = Counter()
+    payload = {
+        "config": config_to_dict(cfg),
+        "seed": plan.seed,
+        "tokenizer": plan.tokenizer,
+        "decontam": index,
+    }
+    processes = cfg.workers or available_cores()
+    staging = output.StagingDir(plan.out_dir)
+    try:
+        with WorkerPool(processes, payload) as pool:
+            kept = _scan(pool, sources, plan, stats, rep)
+            _build_rows(pool, sources, kept, splits, plan, stats, staging, rep)
+            _replay(pool, plan, stats, staging, rep)
+        rep.phase("report", "writing manifest.json and REPORT.md")
+        staging.close_files()
+        manifest = _finish(plan, sources, splits, stats, staging.path)
+        rep.check_cancel()
+        out = staging.commit()
+    except BaseException:
+        staging.abort()
+        raise
+    elapsed = time.monotonic() - rep.start
+    rows = sum(stats.rows.values())
+    rep.emit(
+        "done",
+        f"wrote {rows:,} rows to {out}",
+        1,
+        1,
+        {
+            "rows_written": rows,
+            "tokens": sum(stats.tokens.values()),
+            "mb_in": stats.scanned_bytes / 1e6,
+        },
+        force=True,
+    )
+    return BuildResult(out_dir=out, manifest=manifest, elapsed_s=elapsed)
+
+
+def _chunks(items: list[Any], budget: int, size_of: Callable[[Any], int]) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    used = 0
+    for item in items:
+        chunk.append(item)
+        used += size_of(item)
+        if used >= budget:
+            yield chunk
+            chunk, used = [], 0
+    if chunk:
+        yield chunk
+
+
+def _scan(
+    pool: WorkerPool,
+    sources: list[inputs.Source],
+    plan: Plan,
+    stats: _Stats,
+    rep: _Reporter,
+) -> list[list[_Kept]]:
+    cfg = plan.config
+    table: list[tuple[int, str]] = []  # file_id -> (source index, rel)
+    tasks: list[tuple[str, list[tuple[int, str, int]]]] = []
+    for si, s in enumerate(sources):
+        entries = []
+        for rel, size in s.files:
+            entries.append((len(table), rel, size))
+            table.append((si, rel))
+        for chunk in _chunks(entries, cfg.task_bytes, lambda e: min(e[2], cfg.clean.max_file_bytes) + 200):
+            tasks.append((str(s.root), chunk))
+    total_bytes = sum(size for s in sources for _, size in s.files)
+    rep.phase(
+        "scan",
+        f"scanning {len(table):,} files ({total_bytes / 1e6:.1f} MB)",
+        total_bytes,
+    )
+
+    exact_seen: set[bytes] = set()
+    near = NearDupIndex(cfg.dedup.threshold, cfg.dedup.num_perm, cfg.dedup.minhash_seed) if cfg.dedup.near else None
+    kept: list[list[_Kept]] = [[] for _ in sources]
+    t0 = time.monotonic()
+    results: Iterator[list[ScanResult]] = pool.map(worker.scan, tasks)
+    for batch in results:
+        rep.check_cancel()
+        for r in batch:
+            si, rel = table[r.file_id]
+            stats.scanned += 1
+            stats.scanned_bytes += r.size
+            stats.secrets.update(r.secrets)
+            if r.reason is not None:
+                stats.drop(r.reason, r.size)
+                for name, kind in r.contamination or []:
+                    stats.contamination[name][kind] += 1
+                    stats.contamination[name]["files"] += 1
+                continue
+            if r.exact is not None:
+                if r.exact in exact_seen:
+                    stats.drop("exact_duplicate", r.size)
+                    continue
+                exact_seen.add(r.exact)
+            if near is not None and r.signature is not None and near.seen(r.signature):
+                stats.drop("near_duplicate", r.size)
+                continue
+            stats.kept += 1
+            stats.kept_bytes += r.size
+            kept[si].append(_Kept(rel, r.size, r.modules or []))
+        mb = stats.scanned_bytes / 1e6
+        rep.emit(
+            "scan",
+            f"scanned {stats.scanned:,}/{len(table):,} files, kept {stats.kept:,}",
+            stats.scanned_bytes,
+            total_bytes,
+            {
+                "files_scanned": stats.scanned,
+                "files_kept": stats.kept,
+                "files_dropped": sum(stats.drops.values()),
+                "mb_per_s": mb / max(time.monotonic() - t0, 1e-9),
+            },
+        )
+    return kept
+
+
+def _jobs_for(source: inputs.Source, files: list[_Kept]) -> list[FileJob]:
+    """Code files by path, then Markdown chapters in reading order; test files
+    carry the file of the module they test."""
+    defined: dict[str, _Kept] = {}
+    for k in files:
+        if not k.rel.endswith("_test.exs"):
+            for mod in k.modules:
+                defined.setdefault(mod, k)
+    code: list[FileJob] = []
+    chapters: dict[str, _Kept] = {}
+    for k in files:
+        if language_of(k.rel) == "markdown":
+            chapters[k.rel] = k
+            continue
+        tested = None
+        if k.rel.endswith("_test.exs"):
+            for mod in k.modules:
+                target = defined.get(mod[: -len("Test")]) if mod.endswith("Test") else None
+                if target is not None:
+                    tested = (target.rel, target.size)
+                    break
+        code.append(FileJob(k.rel, k.size, tested))
+    summary = None
+    for name in ("SUMMARY.md", "summary.md"):
+        p = source.root / name
+        if p.is_file():
+            summary = p.read_text(encoding="utf-8", errors="replace")
+            break
+    order = books.chapter_order(list(chapters), summary)
+    return code + [FileJob(rel, chapters[rel].size) for rel in order]
+
+
+def _build_rows(
+    pool: WorkerPool,
+    sources: list[inputs.Source],
+    kept: list[list[_Kept]],
+    splits: dict[str, str],
+    plan: Plan,
+    stats: _Stats,
+    staging: output.StagingDir,
+    rep: _Reporter,
+) -> None:
+    cfg = plan.config
+    tasks: list[tuple[str, str, str, list[FileJob]]] = []
+    owners: list[int] = []
+    for si, s in enumerate(sources):
+        jobs = _jobs_for(s, kept[si])
+        for chunk in _chunks(
+            jobs,
+            cfg.task_bytes,
+            lambda j: j.size + (j.tested[1] if j.tested else 0) + 200,
+        ):
+            tasks.append((str(s.root), s.label, s.license, chunk))
+            owners.append(si)
+    total = stats.kept_bytes
+    rep.phase("build", f"building rows from {stats.kept:,} kept files", total)
+    done = 0
+    curriculum: Counter = Counter()
+    t0 = time.monotonic()
+    for ti, batch in enumerate(pool.map(worker.build_rows, tasks)):
+        rep.check_cancel()
+        s = sources[owners[ti]]
+        where = splits[s.split_key]
+        stats.kinds.update(batch.kinds)
+        stats.error_count += len(batch.errors)
+        for e in batch.errors:
+            if len(stats.errors) < MAX_ERRORS_LISTED:
+                stats.errors.append(e)
+            rep.log("build", f"row building failed: {e}")
+        for stage in output.STAGES:
+            if not _stage_enabled(cfg, stage):
+                continue
+            for line, n in zip(batch.lines[stage], batch.tokens[stage], strict=True):
+                if stage == 3:
+                    line["curriculum_index"] = curriculum[s.label]
+                    curriculum[s.label] += 1
+                    line = dumps(line)
+                _account(stats, staging, stage, where, line, n, s.label)
+        done += sum(j.size for j in tasks[ti][3])
+        rows = sum(stats.rows.values())
+        rep.emit(
+            "build",
+            f"{rows:,} rows from {s.label}",
+            done,
+            total,
+            {
+                "rows_written": rows,
+                "mb_per_s": done / 1e6 / max(time.monotonic() - t0, 1e-9),
+            },
+        )
+
+
+def _stage_enabled(cfg: CurriculumConfig, stage: int) -> bool:
+    return {1: cfg.stage1.enabled, 2: cfg.stage2.enabled, 3: cfg.stage3.enabled}[stage]
+
+
+def _account(
+    stats: _Stats,
+    staging: output.StagingDir,
+    stage: int,
+    where: str,
+    line: str,
+    n: int,
+    label: str,
+) -> None:
+    stats.out_bytes[(stage, where)] += staging.write(stage, where, line)
+    stats.rows[(stage, where)] += 1
+    stats.tokens[(stage, where)] += n
+    stats.source_tokens[label] += n
+    stats.lengths[stage].append(n)
+
+
+def _replay(
+    pool: WorkerPool,
+    plan: Plan,
+    stats: _Stats,
+    staging: output.StagingDir,
+    rep: _Reporter,
+) -> None:
+    cfg = plan.config
+    if plan.replay_dir is None or cfg.replay.share <= 0:
+        return
+    ratio = cfg.replay.share / (1 - cfg.replay.share)
+    wanted_splits = ("train", "eval") if cfg.replay.in_eval else ("train",)
+    deficit = {
+        (stage, sp): ratio * stats.tokens[(stage, sp)]
+        for stage in output.STAGES
+        for sp in wanted_splits
+        if _stage_enabled(cfg, stage) and stats.tokens[(stage, sp)] > 0
+    }
+    if not deficit:
+        return
+    target = int(sum(deficit.values()))
+    rep.phase("replay", f"mixing in {target:,} tokens of replay code", target)
+    prefix = replay.prefix(plan.replay_dir, cfg.replay.dir)
+    files = replay.list_files(plan.replay_dir, cfg.replay.max_file_bytes, plan.seed)
+    tasks = ((str(plan.replay_dir), prefix, chunk) for chunk in _chunks(files, 200_000, lambda f: f[1]))
+    added = 0
+    for results in pool.map(worker.replay, tasks):
+        rep.check_cancel()
+        for r in results:
+            open_slots = [k for k, v in deficit.items() if v > 0]
+            if not open_slots:
+                return
+            if r.reason is not None:
+                stats.drop(f"replay_{r.reason}", 0)
+                continue
+            stats.secrets.update(r.secrets)
+            # The slot furthest from its target takes the file; stage 2 only as FIM.
+            choices = [k for k in open_slots if k[0] != 2 or r.fim_row is not None]
+            if not choices:
+                continue
+            stage, sp = max(choices, key=lambda k: (deficit[k], -k[0], k[1]))
+            line, n = (r.fim_row, r.fim_tokens) if stage == 2 else (r.text_row, r.text_tokens)
+            assert line is not None
+            _account(stats, staging, stage, sp, line, n, "replay")
+            stats.replay_rows[(stage, sp)] += 1
+            stats.replay_tokens[(stage, sp)] += n
+            stats.kinds[f"stage{stage}.replay"] += 1
+            stats.replay_files += 1
+            deficit[(stage, sp)] -= n
+            added += n
+        rep.emit("replay", f"{added:,} replay tokens", min(added, target), target)
+
+
+def _finish(
+    plan: Plan,
+    sources: list[inputs.Source],
+    splits: dict[str, str],
+    stats: _Stats,
+    staging_path: Path,
+) -> dict[str, Any]:
+    cfg = plan.config
+    charts_dir = staging_path / "charts"
+    charts_dir.mkdir()
+    ext = cfg.report.chart_format
+    lengths = {s: np.array(stats.lengths[s], dtype=np.int64) for s in output.STAGES}
+    report.token_histograms(lengths, charts_dir / f"token_lengths.{ext}", cfg.report)
+    report.source_shares(dict(stats.source_tokens), charts_dir / f"source_share.{ext}", cfg.report)
+    charts = [f"charts/token_lengths.{ext}", f"charts/source_share.{ext}"]
+
+    resolved = config_to_dict(cfg)
+    # Performance knobs do not change a byte of output; leaving them out keeps
+    # builds with different worker counts byte-identical.
+    del resolved["workers"], resolved["task_bytes"]
+    resolved["seed"] = plan.seed
+    resolved["tokenizer"] = plan.tokenizer
+    resolved["decontam"]["eval_dir"] = str(plan.eval_dir) if plan.eval_dir else "none"
+    resolved["replay"]["dir"] = str(plan.replay_dir) if plan.replay_dir else "none"
+    eval_keys = sorted(k for k, v in splits.items() if v == "eval")
+    manifest: dict[str, Any] = {
+        "builder": "python_worker.curriculum",
+        "format_version": 1,
+        "seed": plan.seed,
+        "config": resolved,
+        "tokenizer": {
+            "name": plan.tokenizer if plan.tokenizer == "regex" else str(PurePosixPath(plan.tokenizer).parent.name),
+            "path": plan.tokenizer,
+            "sha256": tokens.fingerprint(plan.tokenizer),
+        },
+        "inputs": [{"path": str(i.path), "manifest_sha256": i.manifest_sha256, "rows": i.rows} for i in plan.inputs],
+        "books": [
+            {"path": str(s.root.resolve()), "name": s.name, "license": s.license}
+            for s in plan.sources
+            if s.kind == "book"
+        ],
+        "eval_sets": [
+            {
+                "name": f.name,
+                "path": str(f.path.resolve()),
+                "rows": f.rows,
+                "sha256": output.sha256_file(f.path),
+            }
+            for f in plan.eval_files
+        ],
+        "sources": {
+            "total": len(sources),
+            "train": sum(1 for s in sources if splits[s.split_key] == "train"),
+            "eval": sum(1 for s in sources if splits[s.split_key] == "eval"),
+            "eval_keys": eval_keys,
+        },
+        "files": {
+            "scanned": stats.scanned,
+            "bytes": stats.scanned_bytes,
+            "kept": stats.kept,
+            "kept_bytes": stats.kept_bytes,
+        },
+        "drops": {r: {"files": stats.drops[r], "bytes": stats.drop_bytes[r]} for r in sorted(stats.drops)},
+        "secrets": dict(sorted(stats.secrets.items())),
+        "decontamination": {
+            name: {"files": c["files"], "ngram": c["ngram"], "solution": c["solution"]}
+            for name, c in sorted(stats.contamination.items())
+        },
+        "stages": {
+            f"stage{stage}": {
+                sp: {
+                    "rows": stats.rows[(stage, sp)],
+                    "tokens": stats.tokens[(stage, sp)],
+                    "bytes": stats.out_bytes[(stage, sp)],
+                    "replay_rows": stats.replay_rows[(stage, sp)],
+                    "replay_tokens": stats.replay_tokens[(stage, sp)],
+                }
+                for sp in output.SPLITS
+            }
+            for stage in output.STAGES
+        },
+        "row_kinds": dict(sorted(stats.kinds.items())),
+        "replay": {
+            "dir": str(plan.replay_dir) if plan.replay_dir else None,
+            "license": replay.LICENSE,
+            "files": stats.replay_files,
+        },
+        "licenses": {s.label: s.license for s in sorted(sources, key=lambda s: s.label)},
+        "errors": {"count": stats.error_count, "first": stats.errors},
+    }
+    (staging_path / "REPORT.md").write_text(report.markdown(manifest, charts), encoding="utf-8")
+    manifest["files_sha256"] = {
+        p.relative_to(staging_path).as_posix(): output.sha256_file(p)
+        for p in sorted(staging_path.rglob("*"))
+        if p.is_file()
+    }
+    data = (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+    output.write_atomic(staging_path / "manifest.json", data)
+    return manifest

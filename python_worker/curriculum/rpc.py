@@ -1,0 +1,131 @@
+"""The BuildDataset RPC as a plain generator of JobEvents (the servicer stays thin).
+
+    events = build_dataset_events(request, cancel)   # raises InvalidRequest now
+    for event in events: ...                           # PROGRESS/LOG..., then one of
+                                                       # COMPLETED, FAILED, CANCELLED
+
+The request is validated eagerly, when this function is called, so a missing
+input directory, a broken manifest or a malformed config_json raises
+InvalidRequest (a ValueError, and a WorkerError with INVALID_ARGUMENT) before
+the stream opens. The build itself runs on a thread; closing the generator
+(the client went away) sets `cancel` and waits for the build to stop.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+
+from python_worker.curriculum.build import (
+    BuildRequest,
+    BuildResult,
+    Plan,
+    Progress,
+    prepare,
+    run,
+)
+from python_worker.curriculum.config import parse_config
+from python_worker.curriculum.errors import BuildCancelled
+from python_worker.proto import worker_pb2
+
+JobEvent = worker_pb2.JobEvent
+_DONE = object()
+
+
+def request_from_proto(req: worker_pb2.BuildDatasetRequest) -> BuildRequest:
+    config = parse_config(req.config_json, fmt="json", origin="config_json")
+    return BuildRequest(
+        inputs=list(req.inputs),
+        out_dir=req.out_dir,
+        config=config,
+        # Proto zero means "server default", which is the config's seed.
+        seed=req.seed or None,
+        eval_files=list(req.eval_files),
+        job_id=req.job_id,
+    )
+
+
+def _event(job_id: str, p: Progress) -> worker_pb2.JobEvent:
+    return JobEvent(
+        job_id=job_id,
+        kind=JobEvent.LOG if p.kind == "log" else JobEvent.PROGRESS,
+        phase=p.phase,
+        message=p.message,
+        step=p.step,
+        total_steps=p.total,
+        elapsed_ms=int(p.elapsed_s * 1000),
+        eta_ms=int(p.eta_s * 1000) if p.eta_s is not None else 0,
+        metrics={k: float(v) for k, v in p.metrics.items()},
+    )
+
+
+def build_dataset_events(req: worker_pb2.BuildDatasetRequest, cancel: threading.Event) -> Iterator[worker_pb2.JobEvent]:
+    plan = prepare(request_from_proto(req))
+    return _stream(plan, req.job_id, cancel)
+
+
+def _stream(plan: Plan, job_id: str, cancel: threading.Event) -> Iterator[worker_pb2.JobEvent]:
+    events: queue.Queue = queue.Queue()
+    outcome: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            outcome["result"] = run(plan, lambda p: events.put(_event(job_id, p)), cancel)
+        except BaseException as e:  # noqa: BLE001 -- reported as an event, never lost
+            outcome["error"] = e
+        finally:
+            events.put(_DONE)
+
+    thread = threading.Thread(target=work, name=f"build-dataset-{job_id}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = events.get()
+            if item is _DONE:
+                break
+            yield item
+        error = outcome.get("error")
+        if isinstance(error, BuildCancelled):
+            yield JobEvent(
+                job_id=job_id,
+                kind=JobEvent.CANCELLED,
+                phase="cancelled",
+                message=str(error),
+            )
+        elif error is not None:
+            yield JobEvent(
+                job_id=job_id,
+                kind=JobEvent.FAILED,
+                phase="failed",
+                message=f"{type(error).__name__}: {error}",
+            )
+        else:
+            result = outcome["result"]
+            assert isinstance(result, BuildResult)
+            m = result.manifest
+            metrics = {
+                f"{stage}_{sp}_{what}": float(v[what])
+                for stage, splits in m["stages"].items()
+                for sp, v in splits.items()
+                for what in ("rows", "tokens")
+            }
+            metrics["files_scanned"] = float(m["files"]["scanned"])
+            metrics["files_kept"] = float(m["files"]["kept"])
+            metrics["rows_written"] = float(sum(v["rows"] for splits in m["stages"].values() for v in splits.values()))
+            yield JobEvent(
+                job_id=job_id,
+                kind=JobEvent.COMPLETED,
+                phase="done",
+                message=f"dataset written to {result.out_dir}",
+                step=1,
+                total_steps=1,
+                elapsed_ms=int(result.elapsed_s * 1000),
+                metrics=metrics,
+                artifact_path=str(result.out_dir),
+            )
+    finally:
+        # Reached on normal exit and when the consumer closes the stream early.
+        if thread.is_alive():
+            cancel.set()
+        thread.join()
