@@ -104,6 +104,13 @@ class HostProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL the whole process group (the BEAM and its worker): a crash, not a stop."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
     def __enter__(self) -> Self:
         return self.start()
 

@@ -163,10 +163,17 @@ defmodule DevstralElixir.Curriculum.Config do
     ]
   end
 
+  # At the top level both thresholds are numbers (the gate compares against
+  # them); a stage's own gate may leave either nil, meaning "the top level's".
   defp gate_schema(min_improvement, max_regression) do
+    check =
+      if is_nil(min_improvement),
+        do: Schema.nilable(Schema.non_neg_number()),
+        else: Schema.non_neg_number()
+
     [
-      {:min_elixir_improvement_pct, Schema.nilable(Schema.non_neg_number()), min_improvement},
-      {:max_general_regression_pct, Schema.nilable(Schema.non_neg_number()), max_regression}
+      {:min_elixir_improvement_pct, check, min_improvement},
+      {:max_general_regression_pct, check, max_regression}
     ]
   end
 

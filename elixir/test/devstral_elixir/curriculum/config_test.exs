@@ -129,6 +129,8 @@ defmodule DevstralElixir.Curriculum.ConfigTest do
       {base(base_model: ""), ~s(base_model must be a non-empty string, got "")},
       {base(gate: [max_general_regression_pct: -5]),
        "gate.max_general_regression_pct must be a number >= 0, got -5"},
+      {base(gate: [min_elixir_improvement_pct: nil]),
+       "gate.min_elixir_improvement_pct must be a number >= 0, got nil"},
       {base(gate: [min_improvement: 1]), "gate has an unknown key :min_improvement"},
       {base(defaults: [batch: 1]), "defaults has an unknown key :batch"},
       {base(stagez: []), "the curriculum config has an unknown key :stagez"},

@@ -1,0 +1,502 @@
+"""End to end: the curriculum on the real host, the real worker, real Mnesia and real training.
+
+Every test trains the tiny model (`data/models/tiny-elixir`) on a small dataset
+that a `build_dataset` job builds once per module from a corpus written here,
+with curriculum configs of a few steps each, so the whole module takes a few
+minutes on a CPU:
+
+* a three-stage curriculum runs end to end and writes every stage's adapter
+  and metrics, and stage 1's eval loss falls;
+* `kill -9` of the worker mid-stage: the attempt fails, the retry resumes from
+  the checkpoint and the step numbers continue;
+* a crash of the whole host re-queues the running job, which a new host on
+  the same DATA_DIR runs to success;
+* a gate that cannot pass stops the run with the reason recorded;
+* an invalid config is rejected at POST with the field named.
+
+The tests that kill things run their own host on their own DATA_DIR; the
+others share the session's `host`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.host_process import TINY_MODEL, HostProcess, get_json
+
+ENDED = ("succeeded", "failed", "cancelled")
+
+# Packages of the fixture corpus: each gives Elixir files (stages 1 and 2) and
+# a Markdown guide (stage 3).
+PACKAGES = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+OPERATIONS: list[tuple[str, str, Callable[[int, int], int]]] = [
+    ("add", "a + b", lambda a, b: a + b),
+    ("sub", "a - b", lambda a, b: a - b),
+    ("mul", "a * b", lambda a, b: a * b),
+    ("max_of", "max(a, b)", max),
+    ("min_of", "min(a, b)", min),
+]
+
+# The dataset builder's settings: no eval-set decontamination (there is no
+# shared eval dir in CI), no near-dedup (the packages look alike on purpose),
+# and one package in eval (small eval sets keep the evaluations quick), which
+# gives every stage's eval split rows of its own.
+BUILD_CONFIG = {
+    "split": {"eval_fraction": 0.1, "min_eval_sources": 1},
+    "decontam": {"eval_dir": "none"},
+    "dedup": {"near": False},
+    "workers": 1,
+}
+
+
+# -- the corpus and the dataset ---------------------------------------------------------
+
+
+def core_module(name: str, n: int) -> str:
+    title = name.title()
+    functions = []
+    for i, (op, body, fn) in enumerate(OPERATIONS[: 2 + n % 3]):
+        functions.append(
+            f'  @doc """\n  Returns the {op} of `a` and `b`, helper {n * 10 + i} of {name}.\n\n'
+            f"      iex> {title}.Core.{op}({n}, {i + 1})\n      {fn(n, i + 1)}\n"
+            f'  """\n  @spec {op}(integer(), integer()) :: integer()\n'
+            f"  def {op}(a, b) do\n    {body}\n  end\n"
+        )
+    return (
+        f'defmodule {title}.Core do\n  @moduledoc """\n  Arithmetic helpers of {name}, revision {n}.\n  """\n\n'
+        + "\n".join(functions)
+        + f"\n  def names_{name}(list) do\n    list\n    |> Enum.map(&to_string/1)\n"
+        f"    |> Enum.filter(&(String.length(&1) > {n}))\n  end\nend\n"
+    )
+
+
+def server_module(name: str, n: int) -> str:
+    title = name.title()
+    return (
+        f"defmodule {title}.Server do\n  use GenServer\n\n"
+        f"  def start_link(opts), do: GenServer.start_link(__MODULE__, opts, name: __MODULE__)\n\n"
+        f"  @impl true\n  def init(_opts), do: {{:ok, %{{count: {n}, items: []}}}}\n\n"
+        f"  @impl true\n  def handle_call(:count_{name}, _from, state), do: {{:reply, state.count, state}}\n\n"
+        f"  @impl true\n  def handle_cast({{:push_{name}, item}}, state) do\n"
+        f"    {{:noreply, %{{state | items: [item | state.items], count: state.count + {n + 1}}}}}\n"
+        f"  end\nend\n"
+    )
+
+
+def guide(name: str, n: int) -> str:
+    title = name.title()
+    return (
+        f"# Getting started with {title}\n\n"
+        f"The {name} package shows how to write small, well documented functions in Elixir. "
+        f"This chapter walks through revision {n} of its core module and explains pattern "
+        f"matching, pipelines and documentation tests in plain words.\n\n"
+        f"## Using {title}.Core\n\n"
+        f"Call `{title}.Core.add/2` with two integers. The function is pure, so it is easy to "
+        f"test with doctests, and every clause returns a new value instead of changing state.\n\n"
+        f"```elixir\n{title}.Core.add({n}, 2)\n```\n\n"
+        f"## Running the {title} server\n\n"
+        f"The server is a GenServer that counts the items pushed to it. Start it under a "
+        f"supervisor and send it casts; its state is a map with the count and the items.\n\n"
+        f"```elixir\n{{:ok, _pid}} = {title}.Server.start_link([])\n"
+        f"GenServer.cast({title}.Server, {{:push_{name}, :x}})\n```\n"
+    )
+
+
+def write_corpus(root: Path) -> Path:
+    """A scraper-style input directory: manifest.jsonl and one directory per package."""
+    rows = []
+    for n, name in enumerate(PACKAGES, start=1):
+        package = root / f"{name}-0.{n}.0"
+        (package / "lib").mkdir(parents=True)
+        (package / "guides").mkdir()
+        (package / "lib" / f"{name}.ex").write_text(core_module(name, n))
+        (package / "lib" / f"{name}_server.ex").write_text(server_module(name, n))
+        (package / "guides" / "getting_started.md").write_text(guide(name, n))
+        (package / "metadata.json").write_text(json.dumps({"name": name, "version": f"0.{n}.0"}))
+        rows.append(
+            {
+                "name": name,
+                "version": f"0.{n}.0",
+                "licenses": ["MIT"],
+                "sha256": "0" * 64,
+                "files": 3,
+                "path": package.name,
+            }
+        )
+    (root / "manifest.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(host: HostProcess, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The curriculum dataset, built once by a `build_dataset` job on the shared host."""
+    root = tmp_path_factory.mktemp("curriculum-data")
+    corpus = write_corpus(root / "raw")
+    build_config = root / "build.json"
+    build_config.write_text(json.dumps(BUILD_CONFIG))
+    out = root / "dataset"
+    job = submit(
+        host,
+        "build_dataset",
+        {"inputs": [str(corpus)], "out": str(out), "config": str(build_config)},
+    )
+    done = wait_for_job(host, job["id"], timeout=120)
+    assert done["state"] == "succeeded", done["error"]
+    for stage in ("stage1", "stage2", "stage3"):
+        for split in ("train", "eval"):
+            path = out / stage / f"{split}.jsonl"
+            assert path.exists() and path.read_text().strip(), f"{path} is missing or empty"
+    return out
+
+
+# -- curriculum configs ----------------------------------------------------------------
+
+
+def exs(value: Any) -> str:
+    """A Python value as an Elixir term: dicts become keyword lists, `:x` strings atoms."""
+    if isinstance(value, dict):
+        return "[" + ", ".join(f"{key}: {exs(item)}" for key, item in value.items()) + "]"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(exs(item) for item in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nil"
+    if isinstance(value, str) and value.startswith(":"):
+        return value
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+def write_config(
+    path: Path,
+    dataset: Path,
+    adapters: Path,
+    *,
+    stages: int = 3,
+    max_steps: int = 4,
+    save_steps: int = 2,
+    gate: dict[str, float] | None = None,
+) -> Path:
+    """A tiny curriculum: a few steps per stage, short sequences, plain LoRA of rank 8."""
+    config = {
+        "name": "e2e",
+        "base_model": str(TINY_MODEL),
+        "dataset_dir": str(dataset),
+        "adapters_dir": str(adapters),
+        # The tiny model starts from random weights; any fall of the loss passes.
+        "gate": gate or {"min_elixir_improvement_pct": 0.0, "max_general_regression_pct": 1000.0},
+        "defaults": {
+            "max_steps": max_steps,
+            "batch_size": 2,
+            "gradient_accumulation_steps": 1,
+            "max_seq_length": 128,
+            "save_steps": save_steps,
+            "eval_steps": 1000,
+            "early_stopping_patience": -1,
+            "quantization": ":none",
+            "seed": 7,
+            "lora": {"r": 8, "alpha": 16},
+        },
+        "stages": [
+            {"name": "files", "learning_rate": 5.0e-3},
+            {"name": "tasks", "learning_rate": 3.0e-3, "regularizer": {"kind": ":l2", "weight": 0.01}},
+            {"name": "book", "learning_rate": 3.0e-3},
+        ][:stages],
+    }
+    path.write_text(exs(config) + "\n")
+    return path
+
+
+# -- the jobs API ----------------------------------------------------------------------
+
+
+def admin_token(host: HostProcess) -> str:
+    return (host.data_dir / "admin_token").read_text().strip()
+
+
+def post(host: HostProcess, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    headers = {"content-type": "application/json", "authorization": f"Bearer {admin_token(host)}"}
+    request = urllib.request.Request(f"{host.url}{path}", json.dumps(body).encode(), headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def submit(host: HostProcess, job_type: str, args: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    status, job = post(host, "/api/jobs", {"type": job_type, "args": args, **fields})
+    assert status == 201, job
+    return job
+
+
+def get_job(host: HostProcess, job_id: Any) -> dict[str, Any]:
+    status, job = get_json(f"{host.url}/api/jobs/{job_id}")
+    assert status == 200, job
+    return job
+
+
+def poll(
+    what: str,
+    check: Callable[[], Any],
+    timeout: float,
+    interval: float = 0.1,
+    host: HostProcess | None = None,
+) -> Any:
+    """Calls `check` until it returns something truthy, or fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            tail = f"\nhost log:\n{host.log_tail()}" if host else ""
+            pytest.fail(f"timed out after {timeout} s waiting for {what}{tail}")
+        time.sleep(interval)
+
+
+def wait_for_job(
+    host: HostProcess,
+    job_id: Any,
+    timeout: float,
+    seen: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Polls the job until it ends; `seen` gets every state polled on the way."""
+
+    def ended() -> dict[str, Any] | None:
+        job = get_job(host, job_id)
+        if seen:
+            seen(job)
+        return job if job["state"] in ENDED else None
+
+    return poll(f"job {job_id} to end", ended, timeout, host=host)
+
+
+def train_step(job: dict[str, Any]) -> int | None:
+    """The optimizer step of a job's latest progress when it is a training step, else None."""
+    progress = job.get("progress") or {}
+    phase = progress.get("phase") or ""
+    # Train events carry the stage as their worker phase ("stage1"); the
+    # trainer's own eval and export events ("eval", "export") carry step 0.
+    if (
+        phase.endswith("/train")
+        and progress.get("kind") == "PROGRESS"
+        and (progress.get("worker_phase") or "").startswith("stage")
+    ):
+        return progress.get("step")
+    return None
+
+
+def checkpoint_steps(stage_dir: Path) -> list[int]:
+    """The steps of the stage's complete checkpoints (the trainer writes trainer_state.json last)."""
+    found = []
+    for path in stage_dir.glob("checkpoints/checkpoint-*"):
+        suffix = path.name.removeprefix("checkpoint-")
+        if suffix.isdigit() and (path / "trainer_state.json").is_file():
+            found.append(int(suffix))
+    return sorted(found)
+
+
+def metrics(stage_dir: Path) -> dict[str, Any]:
+    return json.loads((stage_dir / "metrics.json").read_text())
+
+
+@pytest.fixture
+def private_host(tmp_path: Path) -> Iterator[Callable[[Path], HostProcess]]:
+    """Starts hosts of this test's own (on the DATA_DIR given), stopped at the end."""
+    started: list[HostProcess] = []
+
+    def start(data_dir: Path) -> HostProcess:
+        process = HostProcess(data_dir, log_path=tmp_path / f"host-{len(started) + 1}.log")
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+# -- the tests -------------------------------------------------------------------------
+
+
+def test_three_stages_run_end_to_end(host: HostProcess, dataset: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "curriculum.exs", dataset, tmp_path / "adapters")
+    job = submit(host, "curriculum", {"config": str(config), "run": "full"})
+
+    done = wait_for_job(host, job["id"], timeout=300)
+    assert done["state"] == "succeeded", done["error"]
+    assert done["attempts"] == 1
+
+    run_dir = tmp_path / "adapters" / "full"
+    for number in (1, 2, 3):
+        stage_dir = run_dir / f"stage{number}"
+        assert (stage_dir / "adapter_config.json").is_file(), sorted(stage_dir.iterdir())
+        assert list(stage_dir.glob("*.safetensors")), sorted(stage_dir.iterdir())
+        stage = metrics(stage_dir)
+        assert stage["stage"] == number
+        assert stage["gate"]["passed"] is True, stage["gate"]
+        assert stage["promoted"] is True
+        # Stage N continues stage N-1's adapter.
+        assert stage["init_adapter"] == (str(run_dir / f"stage{number - 1}") if number > 1 else None)
+
+    losses = metrics(run_dir / "stage1")["eval"]["elixir"]
+    assert losses["after"] < losses["before"], losses
+
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "succeeded"
+    assert run["promoted_stage"] == 3
+
+
+def test_a_failed_gate_stops_the_run_with_its_reason(host: HostProcess, dataset: Path, tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "curriculum.exs",
+        dataset,
+        tmp_path / "adapters",
+        max_steps=2,
+        gate={"min_elixir_improvement_pct": 99.0, "max_general_regression_pct": 5.0},
+    )
+    job = submit(host, "curriculum", {"config": str(config), "run": "gated"})
+
+    done = wait_for_job(host, job["id"], timeout=180)
+    assert done["state"] == "failed"
+    assert "stage 1 gate failed" in done["error"] and "99.00%" in done["error"], done["error"]
+    # A gate verdict is final: no retry.
+    assert done["attempts"] == 1
+
+    run_dir = tmp_path / "adapters" / "gated"
+    stage1 = metrics(run_dir / "stage1")
+    assert stage1["gate"]["passed"] is False
+    assert "Elixir eval loss improved by" in stage1["gate"]["reason"]
+    assert stage1["promoted"] is False
+    # The adapter is kept, not promoted, and the run went no further.
+    assert (run_dir / "stage1" / "adapter_config.json").is_file()
+    assert not (run_dir / "stage2").exists()
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "stopped" and run["promoted_stage"] is None
+
+
+def test_an_invalid_config_is_rejected_naming_the_field(host: HostProcess, dataset: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "curriculum.exs", dataset, tmp_path / "adapters")
+    config.write_text(config.read_text().replace("learning_rate: 0.003", "learning_rate: -1", 1))
+
+    status, body = post(host, "/api/jobs", {"type": "curriculum", "args": {"config": str(config)}})
+    assert status == 400, body
+    assert "stages[2].learning_rate" in body["error"]["message"], body
+
+    status, body = post(host, "/api/jobs", {"type": "curriculum", "args": {"max_steps": 0}})
+    assert status == 400 and "max_steps" in body["error"]["message"], body
+
+
+def test_a_killed_worker_resumes_from_its_checkpoint(
+    private_host: Callable[[Path], HostProcess], dataset: Path, tmp_path: Path
+) -> None:
+    host = private_host(tmp_path / "data")
+    config = write_config(tmp_path / "curriculum.exs", dataset, tmp_path / "adapters", stages=1, max_steps=16)
+    job = submit(host, "curriculum", {"config": str(config), "run": "killed"})
+    stage_dir = tmp_path / "adapters" / "killed" / "stage1"
+
+    steps_before: list[int] = []
+
+    def checkpointed() -> bool:
+        current = get_job(host, job["id"])
+        assert current["state"] not in ENDED, current
+        step = train_step(current)
+        if step is not None:
+            steps_before.append(step)
+        return step is not None and step >= 1 and bool(checkpoint_steps(stage_dir))
+
+    poll("a training step after a checkpoint", checkpointed, timeout=180, interval=0.05, host=host)
+    worker_pid = host.health()["worker"]["os_pid"]
+    checkpoint = checkpoint_steps(stage_dir)[-1]
+    os.kill(worker_pid, signal.SIGKILL)
+
+    # The job keeps its latest progress until the retry reports anew, so the
+    # retry's steps are those reported after the progress of attempt 1 changed.
+    stale: dict[str, Any] = {}
+    steps_after: list[int] = []
+    resumed_at: list[int] = []
+
+    def seen(current: dict[str, Any]) -> None:
+        progress = current.get("progress") or {}
+        if current["attempts"] < 2 or current["state"] != "running":
+            stale["progress"] = progress
+            return
+        if progress == stale.get("progress"):
+            return
+        stale["progress"] = None
+        step = train_step(current)
+        if step is not None:
+            steps_after.append(step)
+        if "resumed at step" in (progress.get("message") or ""):
+            resumed_at.append(progress["step"])
+
+    done = wait_for_job(host, job["id"], timeout=240, seen=seen)
+    assert done["state"] == "succeeded", done["error"]
+    assert done["attempts"] == 2, done
+    assert host.health()["worker"]["os_pid"] != worker_pid
+    # The retry resumed from the checkpoint: its steps continue after it.
+    assert steps_after, f"no training step seen after the kill (before: {steps_before})"
+    assert min(steps_after) > checkpoint, (checkpoint, steps_before, steps_after)
+    assert steps_after == sorted(steps_after)
+    assert all(step >= checkpoint for step in resumed_at), (checkpoint, resumed_at)
+    assert metrics(stage_dir)["train"]["step"] == 16
+
+
+def test_a_host_restart_requeues_the_running_job(
+    private_host: Callable[[Path], HostProcess], dataset: Path, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    first = private_host(data_dir)
+    config = write_config(tmp_path / "curriculum.exs", dataset, tmp_path / "adapters", stages=1, max_steps=16)
+    job = submit(first, "train_stage", {"config": str(config), "run": "restarted", "stage": 1})
+
+    stage_dir = tmp_path / "adapters" / "restarted" / "stage1"
+
+    def checkpointed() -> bool:
+        current = get_job(first, job["id"])
+        assert current["state"] not in ENDED, current
+        return train_step(current) is not None and bool(checkpoint_steps(stage_dir))
+
+    poll("a training step after a checkpoint", checkpointed, timeout=180, interval=0.05, host=first)
+    checkpoint = checkpoint_steps(stage_dir)[-1]
+    first.kill()
+
+    second = private_host(data_dir)
+    # The job's stored progress is the first host's last until the second
+    # host's attempt reports; steps count from the first change.
+    first_seen: list[dict[str, Any]] = []
+    steps: list[int] = []
+
+    def seen(current: dict[str, Any]) -> None:
+        progress = current.get("progress") or {}
+        if not first_seen:
+            first_seen.append(progress)
+            return
+        if progress == first_seen[0]:
+            return
+        first_seen[0] = {"changed": True}
+        step = train_step(current)
+        if step is not None:
+            steps.append(step)
+
+    done = wait_for_job(second, job["id"], timeout=240, seen=seen)
+    assert done["state"] == "succeeded", done["error"]
+    # The interrupted attempt was the host's fault, not the job's: not counted.
+    assert done["attempts"] == 1, done
+    # It resumed from the checkpoint the first host left.
+    assert steps, "no training step seen on the second host"
+    assert min(steps) > checkpoint, (checkpoint, steps)
+    assert (stage_dir / "adapter_config.json").is_file()
+    assert metrics(stage_dir)["gate"]["passed"] is True
