@@ -79,6 +79,7 @@ test: setup
 
 lint: $(STAMPS)/venv
 	$(VENV)/bin/ruff check python_worker scripts tests bench
+	$(VENV)/bin/ruff format --check python_worker scripts tests bench
 	cd elixir && mix format --check-formatted
 
 bench: setup

@@ -41,8 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from python_worker.curriculum import BuildRequest, CurriculumConfig, lexer
-from python_worker.curriculum.build import build
-from python_worker.curriculum.config import config_to_dict
+from python_worker.curriculum.build import build, worker_payload
 from python_worker.curriculum.pool import WorkerPool, available_cores
 from python_worker.curriculum.tokens import resolve
 
@@ -331,12 +330,7 @@ def main() -> None:
         flush=True,
     )
     # Alternate the two and keep the medians: these machines are shared and noisy.
-    payload = {
-        "config": config_to_dict(CurriculumConfig()),
-        "seed": 0,
-        "tokenizer": "regex",
-        "decontam": None,
-    }
+    payload = worker_payload(CurriculumConfig(), 0, "regex", None)
     ours_runs, plain_runs = [], []
     with WorkerPool(workers, payload) as pool:  # started before any clock runs
         for _ in range(args.rounds):

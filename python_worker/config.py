@@ -117,9 +117,7 @@ def load(env: Mapping[str, str], overrides: Mapping[str, str | None] | None = No
         device=device,
         dtype=_choice("DTYPE", merged.get("DTYPE", "auto"), DTYPES),
         grpc_host=host,
-        grpc_port=_int(
-            "GRPC_PORT", merged.get("GRPC_PORT", "50051"), 0, 65535, "an integer 0..65535"
-        ),
+        grpc_port=_int("GRPC_PORT", merged.get("GRPC_PORT", "50051"), 0, 65535, "an integer 0..65535"),
         worker_token=token,
         max_frame_bytes=_int(
             "MAX_FRAME_BYTES",

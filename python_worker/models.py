@@ -37,6 +37,7 @@ STARTING = "starting"
 READY = "ready"
 FAILED = "failed"
 
+
 @dataclass
 class _Entry:
     backend: Backend

@@ -188,7 +188,9 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         request: Any,
     ) -> AsyncIterator[pb.JobEvent]:
         """Run one job under the registry (so CancelJob reaches it), off the event loop."""
-        job_id = job_id or f"{kind}-{uuid.uuid4().hex[:12]}"
+        if not job_id:
+            # The events carry the request's job id, so the generated one goes there too.
+            job_id = request.job_id = f"{kind}-{uuid.uuid4().hex[:12]}"
         with self.jobs.running(job_id, kind) as job:
             # Validation reads manifests and configs: keep that off the loop too.
             events = await run_in_thread(start, request, job.cancel_event)

@@ -69,9 +69,7 @@ def golden_module() -> ModuleType:
     ]
     if protoc.main(args) != 0:
         raise RuntimeError(f"protoc failed on {GOLDEN_PROTO}")
-    spec = importlib.util.spec_from_file_location(
-        "golden_test_pb2", out / "golden_test_pb2.py"
-    )
+    spec = importlib.util.spec_from_file_location("golden_test_pb2", out / "golden_test_pb2.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -141,8 +139,7 @@ def describe(msg: pb_message.Message) -> dict[str, Any]:
             value_field = field.message_type.fields_by_name["value"]
             if value:
                 out[field.name] = {
-                    map_key(k): describe_value(value_field, value[k])
-                    for k in sorted(value, key=map_key)
+                    map_key(k): describe_value(value_field, value[k]) for k in sorted(value, key=map_key)
                 }
         elif field.is_repeated:
             if value:
@@ -161,9 +158,7 @@ def describe(msg: pb_message.Message) -> dict[str, Any]:
 
 
 def vector_from_message(name: str, msg: pb_message.Message) -> dict[str, Any]:
-    return vector_from_bytes(
-        name, msg.DESCRIPTOR, msg.SerializeToString(deterministic=True)
-    )
+    return vector_from_bytes(name, msg.DESCRIPTOR, msg.SerializeToString(deterministic=True))
 
 
 def vector_from_bytes(name: str, descriptor: Descriptor, data: bytes) -> dict[str, Any]:
@@ -209,9 +204,7 @@ def built_messages() -> list[tuple[str, pb_message.Message]]:
     generate = w.GenerateRequest(
         model="tiny",
         prompt="defmodule Foo do\n",
-        params=w.SamplingParams(
-            max_tokens=16, temperature=0.5, top_p=0.25, seed=0, stop=["\nend", ""]
-        ),
+        params=w.SamplingParams(max_tokens=16, temperature=0.5, top_p=0.25, seed=0, stop=["\nend", ""]),
         request_id="req-1",
     )
     model = w.ModelInfo(
@@ -222,9 +215,7 @@ def built_messages() -> list[tuple[str, pb_message.Message]]:
         dtype="float32",
         context_length=2048,
         parameters=123_456_789_012,
-        fim=w.FimTokens(
-            prefix="<fim_prefix>", suffix="<fim_suffix>", middle="<fim_middle>"
-        ),
+        fim=w.FimTokens(prefix="<fim_prefix>", suffix="<fim_suffix>", middle="<fim_middle>"),
         has_chat_template=True,
         active_adapter="",
     )
@@ -294,9 +285,7 @@ def built_messages() -> list[tuple[str, pb_message.Message]]:
             "embed_response",
             w.EmbedResponse(
                 embeddings=[
-                    w.Embedding(
-                        values=[0.5, -1.25, 3.0e38, 1e-45, -0.0, float("inf"), 0.1]
-                    ),
+                    w.Embedding(values=[0.5, -1.25, 3.0e38, 1e-45, -0.0, float("inf"), 0.1]),
                     w.Embedding(),
                     w.Embedding(values=[float("nan"), float("-inf")]),
                 ],
@@ -341,9 +330,7 @@ def built_messages() -> list[tuple[str, pb_message.Message]]:
         ),
         (
             "list_models_response",
-            w.ListModelsResponse(
-                models=[model, w.ModelInfo(id="other"), w.ModelInfo()]
-            ),
+            w.ListModelsResponse(models=[model, w.ModelInfo(id="other"), w.ModelInfo()]),
         ),
         (
             "train_request",
@@ -394,9 +381,7 @@ def built_messages() -> list[tuple[str, pb_message.Message]]:
         ),
         (
             "build_dataset_request",
-            w.BuildDatasetRequest(
-                job_id="d", inputs=["x", UNICODE], seed=1, eval_files=["e"]
-            ),
+            w.BuildDatasetRequest(job_id="d", inputs=["x", UNICODE], seed=1, eval_files=["e"]),
         ),
         (
             "list_adapters_response",
@@ -468,9 +453,7 @@ def built_messages() -> list[tuple[str, pb_message.Message]]:
         ),
         (
             "scalars_tiny",
-            g.Scalars(
-                fl=1.401298464324817e-45, db=5e-324, u32=1, f32=1, f64=1, s32=1, s64=-2
-            ),
+            g.Scalars(fl=1.401298464324817e-45, db=5e-324, u32=1, f32=1, f64=1, s32=1, s64=-2),
         ),
         ("scalars_infinities", g.Scalars(fl=float("inf"), db=float("-inf"))),
         ("scalars_nan", g.Scalars(fl=float("nan"), db=float("nan"))),
@@ -583,18 +566,8 @@ def built_messages() -> list[tuple[str, pb_message.Message]]:
 def raw_vectors() -> list[tuple[str, Descriptor, bytes]]:
     """Bytes another encoder could write: unknown fields, other orders, merges."""
     g = golden_module()
-    frame = w.PortFrame(
-        call_id=3, method="Health", kind=w.PortFrame.END
-    ).SerializeToString()
-    group = (
-        tag(103, 3)
-        + tag(1, 0)
-        + varint(5)
-        + tag(2, 3)
-        + ld(3, b"in")
-        + tag(2, 4)
-        + tag(103, 4)
-    )
+    frame = w.PortFrame(call_id=3, method="Health", kind=w.PortFrame.END).SerializeToString()
+    group = tag(103, 3) + tag(1, 0) + varint(5) + tag(2, 3) + ld(3, b"in") + tag(2, 4) + tag(103, 4)
     unknown = b"".join(
         [
             tag(100, 0) + varint(2**64 - 1),
@@ -620,8 +593,7 @@ def raw_vectors() -> list[tuple[str, Descriptor, bytes]]:
         (
             "unknown_fields_nested",
             w.GenerateRequest.DESCRIPTOR,
-            ld(5, unknown + w.SamplingParams(max_tokens=1).SerializeToString())
-            + ld(3, ld(1, unknown)),
+            ld(5, unknown + w.SamplingParams(max_tokens=1).SerializeToString()) + ld(3, ld(1, unknown)),
         ),
         # A known field number with another wire type is an unknown field (upb).
         (
@@ -637,12 +609,7 @@ def raw_vectors() -> list[tuple[str, Descriptor, bytes]]:
         (
             "last_scalar_wins",
             w.PortFrame.DESCRIPTOR,
-            ld(2, b"first")
-            + tag(3, 0)
-            + varint(1)
-            + ld(2, b"second")
-            + tag(3, 0)
-            + varint(2),
+            ld(2, b"first") + tag(3, 0) + varint(1) + ld(2, b"second") + tag(3, 0) + varint(2),
         ),
         (
             "last_scalar_zero_wins",
@@ -667,12 +634,7 @@ def raw_vectors() -> list[tuple[str, Descriptor, bytes]]:
         (
             "packed_and_unpacked_mixed",
             w.GenerateResponse.DESCRIPTOR,
-            tag(token, 0)
-            + varint(1)
-            + ld(token, varint(2) + varint(3))
-            + tag(token, 0)
-            + varint(4)
-            + ld(token, b""),
+            tag(token, 0) + varint(1) + ld(token, varint(2) + varint(3)) + tag(token, 0) + varint(4) + ld(token, b""),
         ),
         (
             "unpacked_floats",
@@ -722,11 +684,7 @@ def raw_vectors() -> list[tuple[str, Descriptor, bytes]]:
             w.JobEvent.DESCRIPTOR,
             ld(
                 9,
-                ld(1, b"k")
-                + tag(3, 0)
-                + varint(1)
-                + tag(2, 1)
-                + struct.pack("<d", 4.0),
+                ld(1, b"k") + tag(3, 0) + varint(1) + tag(2, 1) + struct.pack("<d", 4.0),
             ),
         ),
         # upb keeps an entry holding an unknown field as an unknown field of
@@ -801,9 +759,7 @@ def raw_vectors() -> list[tuple[str, Descriptor, bytes]]:
                 6,
                 ld(
                     2,
-                    node(
-                        child=node(label="deep"), children=[node(label="y")]
-                    ).SerializeToString(),
+                    node(child=node(label="deep"), children=[node(label="y")]).SerializeToString(),
                 ),
             ),
         ),
@@ -877,9 +833,7 @@ def invalid_vectors() -> list[tuple[str, Descriptor, bytes]]:
 
 def build() -> dict[str, Any]:
     vectors = [vector_from_message(name, msg) for name, msg in built_messages()]
-    vectors += [
-        vector_from_bytes(name, desc, data) for name, desc, data in raw_vectors()
-    ]
+    vectors += [vector_from_bytes(name, desc, data) for name, desc, data in raw_vectors()]
     names = [v["name"] for v in vectors]
     assert len(names) == len(set(names)), "duplicate vector names"
     invalid = []
@@ -913,10 +867,7 @@ def check_decode(encoded_path: Path) -> list[str]:
     Returns one line per disagreement: Python must decode each to the vector's
     `value`, and write it back as the same bytes.
     """
-    vectors = {
-        v["name"]: v
-        for v in json.loads(VECTORS_PATH.read_text(encoding="utf-8"))["vectors"]
-    }
+    vectors = {v["name"]: v for v in json.loads(VECTORS_PATH.read_text(encoding="utf-8"))["vectors"]}
     problems = []
     encoded = json.loads(encoded_path.read_text(encoding="utf-8"))
     missing = sorted(set(vectors) - {e["name"] for e in encoded})
@@ -928,26 +879,18 @@ def check_decode(encoded_path: Path) -> list[str]:
         try:
             parsed = message_class(vector["type"]).FromString(data)
         except pb_message.DecodeError as error:
-            problems.append(
-                f"{entry['name']}: Python cannot parse Elixir's {entry['hex']}: {error}"
-            )
+            problems.append(f"{entry['name']}: Python cannot parse Elixir's {entry['hex']}: {error}")
             continue
         if describe(parsed) != vector["value"]:
-            problems.append(
-                f"{entry['name']}: Python decoded {describe(parsed)}, expected {vector['value']}"
-            )
+            problems.append(f"{entry['name']}: Python decoded {describe(parsed)}, expected {vector['value']}")
         again = parsed.SerializeToString(deterministic=True).hex()
         if again != entry["hex"]:
-            problems.append(
-                f"{entry['name']}: Elixir wrote {entry['hex']}, Python writes {again}"
-            )
+            problems.append(f"{entry['name']}: Elixir wrote {entry['hex']}, Python writes {again}")
     return problems
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--check-decode",
         type=Path,

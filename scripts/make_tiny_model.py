@@ -106,9 +106,7 @@ def elixir_docs() -> str:
     if shutil.which("elixir") is None:
         return ""
     script = ELIXIR_DOC_DUMP % {"apps": ", ".join(ELIXIR_APPS)}
-    result = subprocess.run(
-        ["elixir", "-e", script], capture_output=True, text=True, timeout=300, check=False
-    )
+    result = subprocess.run(["elixir", "-e", script], capture_output=True, text=True, timeout=300, check=False)
     if result.returncode != 0:
         print(f"warning: dumping Elixir docs failed: {result.stderr[-500:]}", file=sys.stderr)
         return ""
@@ -149,8 +147,7 @@ def collect_corpus(corpus: list[Path] | None, max_bytes: int) -> list[str]:
         total += len(text)
     if total == 0:
         raise BuildError(
-            "no corpus found: install Elixir and Debian's erlang-src "
-            f"({ERLANG_SOURCES}), or pass --corpus FILE_OR_DIR"
+            f"no corpus found: install Elixir and Debian's erlang-src ({ERLANG_SOURCES}), or pass --corpus FILE_OR_DIR"
         )
     return kept
 

@@ -116,9 +116,7 @@ def parse_parameter(parameter: str) -> dict[str, str]:
     for item in filter(None, (p.strip() for p in parameter.split(","))):
         key, sep, value = item.partition("=")
         if not sep or key != "module_prefix":
-            raise GenerationError(
-                f"unknown option {item!r} (expected module_prefix=Mod.Name)"
-            )
+            raise GenerationError(f"unknown option {item!r} (expected module_prefix=Mod.Name)")
         options[key] = value
     return options
 
@@ -127,17 +125,13 @@ def register_types(file: d.FileDescriptorProto, prefix: str, ctx: Context) -> No
     """Records the Elixir module of every message and enum in `file`."""
     package = f".{file.package}" if file.package else ""
 
-    def add_enum(
-        enum: d.EnumDescriptorProto, proto_scope: str, module_scope: str
-    ) -> None:
+    def add_enum(enum: d.EnumDescriptorProto, proto_scope: str, module_scope: str) -> None:
         zero = next((v.name for v in enum.value if v.number == 0), "")
         ctx.types[f"{proto_scope}.{enum.name}"] = TypeInfo(
             f"{module_scope}.{module_segment(enum.name)}", True, enum, zero
         )
 
-    def add_message(
-        msg: d.DescriptorProto, proto_scope: str, module_scope: str
-    ) -> None:
+    def add_message(msg: d.DescriptorProto, proto_scope: str, module_scope: str) -> None:
         full = f"{proto_scope}.{msg.name}"
         module = f"{module_scope}.{module_segment(msg.name)}"
         ctx.types[full] = TypeInfo(module, False, msg)
@@ -203,9 +197,7 @@ class FileGenerator:
         values_doc = []
         for i, value in enumerate(enum.value):
             note = self.comment((*path, ENUM_VALUES, i)).replace("\n", " ")
-            values_doc.append(
-                f"  * `:{value.name}` ({value.number})" + (f" - {note}" if note else "")
-            )
+            values_doc.append(f"  * `:{value.name}` ({value.number})" + (f" - {note}" if note else ""))
         moduledoc = "\n\n".join(
             filter(
                 None,
@@ -231,14 +223,10 @@ class FileGenerator:
         o.append("  def value(number) when is_integer(number), do: number")
         o.append("")
         o.append("  def value(other) do")
-        o.append(
-            f'    raise ArgumentError, "unknown {full_name[1:]} value: #{{inspect(other)}}"'
-        )
+        o.append(f'    raise ArgumentError, "unknown {full_name[1:]} value: #{{inspect(other)}}"')
         o.append("  end")
         o.append("")
-        o.append(
-            '  @doc "The name of a value number; unknown numbers are returned as they are."'
-        )
+        o.append('  @doc "The name of a value number; unknown numbers are returned as they are."')
         o.append("  @spec name(integer()) :: atom() | integer()")
         seen: set[int] = set()
         for value in enum.value:
@@ -260,9 +248,7 @@ class FileGenerator:
         for i, enum in enumerate(msg.enum_type):
             self.enum_module(f"{full_name}.{enum.name}", (*path, MESSAGE_ENUMS, i))
         for i, nested in enumerate(msg.nested_type):
-            self.message_modules(
-                f"{full_name}.{nested.name}", (*path, MESSAGE_NESTED, i)
-            )
+            self.message_modules(f"{full_name}.{nested.name}", (*path, MESSAGE_NESTED, i))
 
     def type_of(self, f: d.FieldDescriptorProto, where: str) -> str:
         """The schema type of a field (for maps, of the whole map)."""
@@ -270,9 +256,7 @@ class FileGenerator:
             return f":{SCALARS[f.type]}"
         info = self.ctx.types.get(f.type_name)
         if info is None:
-            raise GenerationError(
-                f"{where}.{f.name}: unsupported type {f.type} {f.type_name}"
-            )
+            raise GenerationError(f"{where}.{f.name}: unsupported type {f.type} {f.type_name}")
         if info.is_enum:
             return f"{{:enum, {info.module}}}"
         if f.type == F.TYPE_GROUP:
@@ -297,9 +281,7 @@ class FileGenerator:
             return SCALAR_DEFAULTS.get(SCALARS[f.type], "0")
         info = self.ctx.types[f.type_name]
         if not info.zero_name:
-            raise GenerationError(
-                f"{f.type_name}: a proto3 enum needs a value numbered 0"
-            )
+            raise GenerationError(f"{f.type_name}: a proto3 enum needs a value numbered 0")
         return f":{info.zero_name}"
 
     def is_map(self, f: d.FieldDescriptorProto) -> bool:
@@ -307,20 +289,12 @@ class FileGenerator:
         entry = info.descriptor if info else None
         return isinstance(entry, d.DescriptorProto) and entry.options.map_entry
 
-    def message_module(
-        self, full_name: str, msg: d.DescriptorProto, path: tuple[int, ...]
-    ) -> None:
+    def message_module(self, full_name: str, msg: d.DescriptorProto, path: tuple[int, ...]) -> None:
         module = self.ctx.types[full_name].module
         if module in RESERVED_MODULES:
-            raise GenerationError(
-                f"{full_name[1:]}: module {module} is the codec runtime's name"
-            )
+            raise GenerationError(f"{full_name[1:]}: module {module} is the codec runtime's name")
         where = full_name[1:]
-        real_oneofs = {
-            f.oneof_index
-            for f in msg.field
-            if f.HasField("oneof_index") and not f.proto3_optional
-        }
+        real_oneofs = {f.oneof_index for f in msg.field if f.HasField("oneof_index") and not f.proto3_optional}
 
         # Struct fields in declaration order; a oneof sits where its first case is.
         struct: list[tuple[str, str, str, str]] = []  # name, default, typespec, comment
@@ -356,13 +330,9 @@ class FileGenerator:
             else:
                 kind = ":scalar"
                 struct.append((f.name, self.default_of(f), spec, comment))
-            schema.append(
-                f"%{{number: {f.number}, name: :{f.name}, type: {ftype}, kind: {kind}{packed}}}"
-            )
+            schema.append(f"%{{number: {f.number}, name: :{f.name}, type: {ftype}, kind: {kind}{packed}}}")
 
-        oneof_specs = {
-            msg.oneof_decl[i].name: cases for i, cases in oneof_cases.items()
-        }
+        oneof_specs = {msg.oneof_decl[i].name: cases for i, cases in oneof_cases.items()}
         doc = self.comment(path)
         moduledoc = "\n\n".join(filter(None, [doc, f"Protobuf message `{where}`."]))
         o = self.out
@@ -396,15 +366,11 @@ class FileGenerator:
         o.append("  @spec encode(t()) :: binary()")
         o.append(f"  def encode(%__MODULE__{{}} = msg), do: {RUNTIME}.encode(msg)")
         o.append("")
-        o.append(
-            '  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."'
-        )
+        o.append('  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."')
         o.append("  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}")
         o.append(f"  def decode(bytes), do: {RUNTIME}.decode(__MODULE__, bytes)")
         o.append("")
-        o.append(
-            '  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."'
-        )
+        o.append('  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."')
         o.append("  @spec decode!(binary()) :: t()")
         o.append(f"  def decode!(bytes), do: {RUNTIME}.decode!(__MODULE__, bytes)")
         o.append("")
@@ -416,14 +382,10 @@ class FileGenerator:
 
     # -- services ------------------------------------------------------------
 
-    def service_module(
-        self, service: d.ServiceDescriptorProto, path: tuple[int, ...]
-    ) -> None:
+    def service_module(self, service: d.ServiceDescriptorProto, path: tuple[int, ...]) -> None:
         module = f"{self.prefix}.{module_segment(service.name)}.Service"
         doc = self.comment(path)
-        full = (
-            f"{self.file.package}.{service.name}" if self.file.package else service.name
-        )
+        full = f"{self.file.package}.{service.name}" if self.file.package else service.name
         moduledoc = "\n\n".join(
             filter(
                 None,
@@ -470,9 +432,7 @@ def generate(
     request: plugin_pb2.CodeGeneratorRequest,
 ) -> plugin_pb2.CodeGeneratorResponse:
     response = plugin_pb2.CodeGeneratorResponse()
-    response.supported_features = (
-        plugin_pb2.CodeGeneratorResponse.FEATURE_PROTO3_OPTIONAL
-    )
+    response.supported_features = plugin_pb2.CodeGeneratorResponse.FEATURE_PROTO3_OPTIONAL
     try:
         options = parse_parameter(request.parameter)
         ctx = Context()

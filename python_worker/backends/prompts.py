@@ -37,8 +37,6 @@ def encode(tokenizer: Any, prompt: Prompt, fim_style: fim.FimStyle | None, model
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
     if isinstance(prompt, FimPrompt):
         if fim_style is None:
-            raise invalid_argument(
-                f"model {model_id} has no fill-in-the-middle tokens; send a plain prompt"
-            )
+            raise invalid_argument(f"model {model_id} has no fill-in-the-middle tokens; send a plain prompt")
         return list(tokenizer(fim_style.psm(prompt.prefix, prompt.suffix), add_special_tokens=True)["input_ids"])
     raise invalid_argument(f"unsupported prompt kind {type(prompt).__name__}")

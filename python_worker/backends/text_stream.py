@@ -32,9 +32,7 @@ class IncrementalDetokenizer:
         self._read = len(self._ids)  # end of the tokens already emitted as text
 
     def _decode(self, ids: list[int]) -> str:
-        return self._tokenizer.decode(
-            ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
-        )
+        return self._tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
     def push(self, token_id: int) -> str:
         """Add one token; returns the text that became final (possibly "")."""

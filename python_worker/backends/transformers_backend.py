@@ -36,7 +36,7 @@ _DONE = object()
 
 
 def resolve_device(requested: str) -> str:
-    """"auto" means the first CUDA device when there is one, else the CPU."""
+    """ "auto" means the first CUDA device when there is one, else the CPU."""
     import torch
 
     if requested == "auto":
@@ -56,7 +56,7 @@ def resolve_device(requested: str) -> str:
 
 
 def resolve_dtype(requested: str, device: str) -> Any:
-    """"auto": bf16 where the GPU supports it (half the memory, same range as fp32),
+    """ "auto": bf16 where the GPU supports it (half the memory, same range as fp32),
     fp32 on the CPU where bf16 matmuls are slow."""
     import torch
 
@@ -146,7 +146,11 @@ class TransformersBackend:
         )
         log.info(
             "loaded %s on %s (%s, %d parameters, context %d)",
-            path, device, self._info.dtype, self._info.parameters, self._info.context_length,
+            path,
+            device,
+            self._info.dtype,
+            self._info.parameters,
+            self._info.context_length,
         )
         return self._info
 

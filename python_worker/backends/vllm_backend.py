@@ -91,9 +91,7 @@ class VllmBackend:
         }
         known = {f.name for f in dataclasses.fields(engine_args)}
         try:
-            self.engine = engine_class.from_engine_args(
-                engine_args(**{k: v for k, v in wanted.items() if k in known})
-            )
+            self.engine = engine_class.from_engine_args(engine_args(**{k: v for k, v in wanted.items() if k in known}))
             self.tokenizer = AutoTokenizer.from_pretrained(path)
         except (OSError, ValueError) as exc:
             raise failed_precondition(f"could not load model {options.model} with vLLM: {exc}") from exc

@@ -41,6 +41,7 @@ from python_worker.config import REPO_ROOT
 from python_worker.curriculum import (
     books,
     decontam,
+    dedup,
     inputs,
     output,
     replay,
@@ -269,12 +270,7 @@ def run(plan: Plan, progress: Callable[[Progress], None], cancel: threading.Even
         index = dataclasses.asdict(built)
         for f in plan.eval_files:
             stats.contamination[f.name] = Counter()
-    payload = {
-        "config": config_to_dict(cfg),
-        "seed": plan.seed,
-        "tokenizer": plan.tokenizer,
-        "decontam": index,
-    }
+    payload = worker_payload(cfg, plan.seed, plan.tokenizer, index)
     processes = cfg.workers or available_cores()
     staging = output.StagingDir(plan.out_dir)
     try:
@@ -305,6 +301,19 @@ def run(plan: Plan, progress: Callable[[Progress], None], cancel: threading.Even
         force=True,
     )
     return BuildResult(out_dir=out, manifest=manifest, elapsed_s=elapsed)
+
+
+def worker_payload(
+    cfg: CurriculumConfig, seed: int, tokenizer: str, decontam_index: dict[str, Any] | None
+) -> dict[str, Any]:
+    """What every worker process is initialised with (worker.init)."""
+    return {
+        "config": config_to_dict(cfg),
+        "seed": seed,
+        "tokenizer": tokenizer,
+        "decontam": decontam_index,
+        "permutations": (dedup.permutations(cfg.dedup.num_perm, cfg.dedup.minhash_seed) if cfg.dedup.near else None),
+    }
 
 
 def _chunks(items: list[Any], budget: int, size_of: Callable[[Any], int]) -> Iterator[list[Any]]:

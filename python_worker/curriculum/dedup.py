@@ -18,9 +18,9 @@ coordinator's main memory cost on a large corpus.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
 
 from python_worker.curriculum import lexer
 
@@ -44,6 +44,17 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> s1)
 
 
+def permutations(num_perm: int, seed: int) -> np.ndarray:
+    """datasketch's own affine32 permutation parameters, shape (2, num_perm).
+
+    Computed by the coordinator and handed to the workers, so the worker
+    processes never import datasketch (and its scipy), ~40 MB less each.
+    """
+    from datasketch import MinHash
+
+    return np.asarray(MinHash(num_perm=num_perm, seed=seed).permutations, dtype=np.uint32)
+
+
 class Signer:
     """Worker side: text -> MinHash signature bytes (uint32 per permutation).
 
@@ -53,11 +64,10 @@ class Signer:
     numpy operations instead of update_batch's per-value Python loop.
     """
 
-    def __init__(self, shingle: int, num_perm: int, seed: int) -> None:
+    def __init__(self, shingle: int, perms: np.ndarray) -> None:
         self.shingle = shingle
-        a, b = MinHash(num_perm=num_perm, seed=seed).permutations
-        self._a = np.asarray(a, dtype=np.uint32)
-        self._b = np.asarray(b, dtype=np.uint32)
+        self._a = np.asarray(perms[0], dtype=np.uint32)
+        self._b = np.asarray(perms[1], dtype=np.uint32)
 
     def sign_hashes(self, hashes32: np.ndarray) -> bytes | None:
         if len(hashes32) == 0:
@@ -80,6 +90,8 @@ class NearDupIndex:
     """Coordinator side: MinHashLSH plus the kept signatures for confirmation."""
 
     def __init__(self, threshold: float, num_perm: int, seed: int) -> None:
+        from datasketch import MinHashLSH
+
         self.threshold = threshold
         self.num_perm = num_perm
         self.seed = seed
@@ -89,7 +101,9 @@ class NearDupIndex:
         self._count = 0
         self._sig_bytes = 4 * num_perm
 
-    def _minhash(self, sig: bytes) -> MinHash:
+    def _minhash(self, sig: bytes) -> Any:
+        from datasketch import MinHash
+
         values = np.frombuffer(sig, dtype=np.uint32)
         return MinHash(seed=self.seed, hashvalues=values, scheme="affine32")
 

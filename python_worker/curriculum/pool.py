@@ -5,9 +5,12 @@ the coordinator has not consumed yet; on a large corpus that is unbounded
 memory. Here at most `window` tasks are in flight, and results come back in
 task order, so the coordinator sees files in the same order as a serial run.
 
-Processes are started with "spawn": the builder also runs inside the gRPC
-worker, and forking a process that has gRPC threads can deadlock.
-With one worker, tasks run inline (no processes, same results).
+The processes belong to a ProcessPoolExecutor rather than a multiprocessing
+Pool: a worker that dies (killed for memory, or unable to start) fails the
+build with BrokenProcessPool instead of leaving a task that never returns.
+They are started with "spawn": the builder also runs inside the gRPC worker,
+and forking a process that has gRPC threads can deadlock. With one worker,
+tasks run inline (no processes, same results).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import multiprocessing as mp
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Self, TypeVar
 
 from python_worker.curriculum import worker
@@ -34,32 +38,37 @@ def available_cores() -> int:
 class WorkerPool:
     def __init__(self, processes: int, payload: dict[str, Any]) -> None:
         self.processes = max(1, processes)
-        self._pool = None
+        self._executor: ProcessPoolExecutor | None = None
         if self.processes == 1:
             worker.init(payload)
         else:
-            ctx = mp.get_context("spawn")
-            self._pool = ctx.Pool(self.processes, initializer=worker.init, initargs=(payload,))
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.processes,
+                mp_context=mp.get_context("spawn"),
+                initializer=worker.init,
+                initargs=(payload,),
+            )
 
     def map(self, fn: Callable[[T], R], tasks: Iterable[T], window: int = 0) -> Iterator[R]:
-        if self._pool is None:
+        if self._executor is None:
             for task in tasks:
                 yield fn(task)
             return
         window = window or 3 * self.processes
-        pending: deque = deque()
+        pending: deque[Future[R]] = deque()
         for task in tasks:
-            pending.append(self._pool.apply_async(fn, (task,)))
+            pending.append(self._executor.submit(fn, task))
             if len(pending) >= window:
-                yield pending.popleft().get()
+                yield pending.popleft().result()
         while pending:
-            yield pending.popleft().get()
+            yield pending.popleft().result()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
+        if self._executor is not None:
+            # Queued tasks are dropped; a task already running finishes (seconds:
+            # tasks are small) and its result is discarded.
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
 
     def __enter__(self) -> Self:
         return self

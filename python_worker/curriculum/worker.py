@@ -63,8 +63,8 @@ def init(payload: dict[str, Any]) -> None:
         cleaner=Cleaner(config.clean),
         scrubber=Scrubber(config.scrub),
         signer=(
-            dedup.Signer(config.dedup.shingle, config.dedup.num_perm, config.dedup.minhash_seed)
-            if config.dedup.near
+            dedup.Signer(config.dedup.shingle, payload["permutations"])
+            if payload.get("permutations") is not None
             else None
         ),
         decontam=DecontamIndex(**index) if index else None,

@@ -85,8 +85,7 @@ def spawn_port_worker(args: list[str], env: dict[str, str]) -> tuple[subprocess.
     # Move the child's ends above 9 first, so mapping them onto 3/4 can't clobber them.
     to_worker_r, from_worker_w = (_above_nine(fd) for fd in (to_worker_r, from_worker_w))
     script = (
-        f'exec "$0" -m python_worker port "$@" 3<&{to_worker_r} 4>&{from_worker_w} '
-        f"{to_worker_r}<&- {from_worker_w}>&-"
+        f'exec "$0" -m python_worker port "$@" 3<&{to_worker_r} 4>&{from_worker_w} {to_worker_r}<&- {from_worker_w}>&-'
     )
     proc = subprocess.Popen(
         ["bash", "-c", script, sys.executable, *args],
@@ -140,6 +139,14 @@ def worker_env(**overrides: str) -> dict[str, str]:
 
 
 _WORKER_VARS = {
-    "MODEL", "BACKEND", "DEVICE", "DTYPE", "GRPC_HOST", "GRPC_PORT", "WORKER_TOKEN",
-    "MAX_FRAME_BYTES", "DATA_DIR", "LOG_LEVEL",
+    "MODEL",
+    "BACKEND",
+    "DEVICE",
+    "DTYPE",
+    "GRPC_HOST",
+    "GRPC_PORT",
+    "WORKER_TOKEN",
+    "MAX_FRAME_BYTES",
+    "DATA_DIR",
+    "LOG_LEVEL",
 }

@@ -325,3 +325,18 @@ def test_bad_inputs_fail_before_any_work(built: Built, tmp_path: Path) -> None:
             threading.Event(),
         )
     assert (occupied / "precious.txt").exists()
+
+
+def test_cancel_mid_build_leaves_nothing(built: Built, tmp_path: Path) -> None:
+    from python_worker.curriculum import BuildCancelled
+
+    out = tmp_path / "cancelled"
+    cancel = threading.Event()
+
+    def progress(p: Progress) -> None:
+        if p.phase == "build":  # the scan is done and rows are being written
+            cancel.set()
+
+    with pytest.raises(BuildCancelled):
+        build(_request(built.corpus, out, workers=2), progress, cancel)
+    assert not out.exists() and not list(tmp_path.glob(".cancelled.*"))

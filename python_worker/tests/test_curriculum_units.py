@@ -79,7 +79,7 @@ def test_exact_key_ignores_whitespace_layout() -> None:
 
 
 def test_near_dup_index_keeps_the_first_copy() -> None:
-    signer = dedup.Signer(5, 128, 1)
+    signer = dedup.Signer(5, dedup.permutations(128, 1))
     index = dedup.NearDupIndex(0.85, 128, 1)
     other = elixir_module("Other.Mod", 99)
     near = CODE.replace("Maps every", "Turns each", 2)
@@ -268,6 +268,6 @@ def test_signatures_equal_datasketch_update_batch() -> None:
     hashes = lexer.shingle_hashes32(CODE * 3, 5)
     reference = MinHash(num_perm=128, seed=1, hashfunc=int)
     reference.update_batch([int(h) for h in hashes])
-    ours = dedup.Signer(5, 128, 1).sign_hashes(hashes)
+    ours = dedup.Signer(5, dedup.permutations(128, 1)).sign_hashes(hashes)
     assert ours is not None
     assert np.array_equal(np.frombuffer(ours, dtype=np.uint32), reference.hashvalues)

@@ -31,18 +31,13 @@ needs_mix = pytest.mark.skipif(
 
 @needs_mix
 def test_committed_generated_code_is_up_to_date(tmp_path: Path) -> None:
-    subprocess.run(
-        [str(ROOT / "scripts" / "gen_proto.sh"), str(tmp_path)], check=True, cwd=ROOT
-    )
+    subprocess.run([str(ROOT / "scripts" / "gen_proto.sh"), str(tmp_path)], check=True, cwd=ROOT)
     stale = [
         path
         for path in GENERATED
-        if (tmp_path / path).read_text(encoding="utf-8")
-        != (ROOT / path).read_text(encoding="utf-8")
+        if (tmp_path / path).read_text(encoding="utf-8") != (ROOT / path).read_text(encoding="utf-8")
     ]
-    assert not stale, (
-        f"stale generated files {stale}: run `make proto` (scripts/gen_proto.sh)"
-    )
+    assert not stale, f"stale generated files {stale}: run `make proto` (scripts/gen_proto.sh)"
 
 
 def test_generated_elixir_has_the_header_and_every_message() -> None:
@@ -56,9 +51,7 @@ def test_generated_elixir_has_the_header_and_every_message() -> None:
         assert f"defmodule DevstralElixir.Proto.{nested} do" in text
 
 
-def run_plugin(
-    tmp_path: Path, proto: str, option: str = ""
-) -> subprocess.CompletedProcess[str]:
+def run_plugin(tmp_path: Path, proto: str, option: str = "") -> subprocess.CompletedProcess[str]:
     (tmp_path / "t.proto").write_text(proto, encoding="utf-8")
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
@@ -101,9 +94,7 @@ def test_plugin_names_modules_after_the_package_or_the_prefix(tmp_path: Path) ->
 
     result = run_plugin(tmp_path, proto, "module_prefix=My.Proto:")
     assert result.returncode == 0, result.stderr
-    assert (
-        "defmodule My.Proto.Order.Line do" in (tmp_path / "out" / "t.pb.ex").read_text()
-    )
+    assert "defmodule My.Proto.Order.Line do" in (tmp_path / "out" / "t.pb.ex").read_text()
 
 
 @pytest.mark.parametrize(
@@ -122,9 +113,7 @@ def test_plugin_names_modules_after_the_package_or_the_prefix(tmp_path: Path) ->
         ),
     ],
 )
-def test_plugin_refuses_what_it_cannot_generate(
-    tmp_path: Path, proto: str, option: str, error: str
-) -> None:
+def test_plugin_refuses_what_it_cannot_generate(tmp_path: Path, proto: str, option: str, error: str) -> None:
     result = run_plugin(tmp_path, proto, option)
     assert result.returncode != 0
     assert error in result.stderr

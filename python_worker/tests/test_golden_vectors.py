@@ -25,9 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "make_golden_vectors", ROOT / "scripts" / "make_golden_vectors.py"
-    )
+    spec = importlib.util.spec_from_file_location("make_golden_vectors", ROOT / "scripts" / "make_golden_vectors.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -88,10 +86,7 @@ def test_negative_int32_is_a_ten_byte_varint() -> None:
 
 
 def write_encodings(path: Path, override: dict[str, str]) -> Path:
-    encoded = [
-        {"name": v["name"], "hex": override.get(v["name"], v["canonical_hex"])}
-        for v in VECTORS
-    ]
+    encoded = [{"name": v["name"], "hex": override.get(v["name"], v["canonical_hex"])} for v in VECTORS]
     path.write_text(json.dumps(encoded), encoding="utf-8")
     return path
 

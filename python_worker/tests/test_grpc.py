@@ -118,7 +118,9 @@ def test_chat_and_fim_prompts(server: GrpcWorker) -> None:
         chat=pb.ChatPrompt(messages=[pb.ChatMessage(role="user", content="Write a GenServer")]),
         params=pb.SamplingParams(max_tokens=4),
     )
-    fim = pb.GenerateRequest(fim=pb.FimPrompt(prefix="def add(a, b) do\n  ", suffix="\nend"), params=pb.SamplingParams(max_tokens=4))
+    fim = pb.GenerateRequest(
+        fim=pb.FimPrompt(prefix="def add(a, b) do\n  ", suffix="\nend"), params=pb.SamplingParams(max_tokens=4)
+    )
     for request in (chat, fim):
         responses = run(collect(server.target, request))
         assert responses[-1].finish_reason == pb.FINISH_REASON_LENGTH
@@ -168,7 +170,9 @@ def test_errors_map_to_status_codes(server: GrpcWorker) -> None:
         ("ActivateAdapter", pb.ActivateAdapterRequest(adapter="a"), "adapter registry"),
     ],
 )
-def test_unbuilt_methods_are_unimplemented(server: GrpcWorker, method: str, request_message: object, capability: str) -> None:
+def test_unbuilt_methods_are_unimplemented(
+    server: GrpcWorker, method: str, request_message: object, capability: str
+) -> None:
     exc = run(rpc_error(server.target, method, request_message))
     assert exc.code() == grpc.StatusCode.UNIMPLEMENTED
     assert exc.details().startswith(f"{method} is not available yet") and capability in exc.details()

@@ -171,7 +171,9 @@ def test_models_are_found_by_id_path_or_name_and_reload_closes_when_idle() -> No
         servicer, made = make(default="/models/tiny")
         await servicer.models.load_default()
         for name in ("/models/tiny", "tiny", ""):
-            assert await stream(servicer.Generate, pb.GenerateRequest(model=name, prompt="x", params=pb.SamplingParams(max_tokens=1)))
+            assert await stream(
+                servicer.Generate, pb.GenerateRequest(model=name, prompt="x", params=pb.SamplingParams(max_tokens=1))
+            )
         code, message = await status_of(stream(servicer.Generate, pb.GenerateRequest(model="other", prompt="x")))
         assert code == grpc.StatusCode.NOT_FOUND and "/models/tiny" in message
 

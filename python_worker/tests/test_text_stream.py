@@ -20,7 +20,7 @@ def tokenizer(tiny_model: Path) -> Any:
 @pytest.mark.parametrize(
     "text",
     [
-        "defmodule Café do\n  @doc \"héllo ✓\"\nend",
+        'defmodule Café do\n  @doc "héllo ✓"\nend',
         "emoji 😀🎉 and 中文字符 and ñ",
         "  leading spaces\tand\ttabs\n\n",
     ],

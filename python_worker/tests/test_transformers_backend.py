@@ -162,7 +162,9 @@ def test_load_applies_a_lora_adapter(backend: TransformersBackend, tiny_model: P
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(tiny_model)
-    get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])).save_pretrained(tmp_path / "lora")
+    get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])).save_pretrained(
+        tmp_path / "lora"
+    )
     adapted = TransformersBackend()
     info = adapted.load(LoadOptions(str(tiny_model), device="cpu", adapter=str(tmp_path / "lora")))
     assert info.active_adapter == str(tmp_path / "lora")

@@ -87,9 +87,7 @@ class PortTransport:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=_READ_LIMIT)
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), self._reader_file)
-        transport, protocol = await loop.connect_write_pipe(
-            asyncio.streams.FlowControlMixin, self._writer_file
-        )
+        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, self._writer_file)
         self._writer = asyncio.StreamWriter(transport, protocol, None, loop)
         log.info("port transport serving (max frame %d bytes)", self._max_frame_bytes)
         try:
@@ -177,9 +175,7 @@ class PortTransport:
             return
         spec = self._methods.get(frame.method)
         if spec is None:
-            await self._send_error(
-                call_id, grpc.StatusCode.UNIMPLEMENTED, f"unknown method {frame.method!r}"
-            )
+            await self._send_error(call_id, grpc.StatusCode.UNIMPLEMENTED, f"unknown method {frame.method!r}")
             return
         context = PortContext(call_id, spec.name, lambda message: self._send_item(call_id, message))
         task = asyncio.create_task(self._run_call(spec, frame.payload, context), name=f"port-call-{call_id}")
