@@ -242,3 +242,15 @@ def test_stage_three_keeps_the_book_order(tmp_path):
     assert book.train_sampling_strategy == "sequential"
     assert code.train_sampling_strategy == "random" and code.eval_strategy == "no"
     assert book.lr_scheduler_type == "cosine" and book.max_grad_norm == 0.3
+
+
+def test_explicit_zero_warmup_and_dropout_are_kept_absent_ones_default():
+    explicit = worker_pb2.TrainConfig(warmup_ratio=0.0, lora=worker_pb2.LoraConfig(dropout=0.0))
+    settings = settings_from_proto(explicit)
+    assert settings.warmup_ratio == 0.0
+    assert settings.lora.dropout == 0.0
+
+    defaults = settings_from_proto(worker_pb2.TrainConfig(lora=worker_pb2.LoraConfig(r=8)))
+    assert defaults.warmup_ratio == TrainSettings().warmup_ratio > 0
+    assert defaults.lora.dropout == TrainSettings().lora.dropout > 0
+    assert defaults.lora.r == 8

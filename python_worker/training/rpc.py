@@ -88,7 +88,14 @@ def settings_from_proto(config: worker_pb2.TrainConfig) -> TrainSettings:
         for name in ("alpha", "dropout"):
             lora[name] = float(f"{lora[name]:.7g}")
         overrides["lora"] = lora
-    return merge(TrainSettings(), overrides)
+    settings = merge(TrainSettings(), overrides)
+    # proto3 `optional` fields: presence, not value, says whether the sender set
+    # them, so an explicit 0 (no warmup, no dropout) is kept.
+    if config.HasField("warmup_ratio"):
+        settings.warmup_ratio = float(f"{config.warmup_ratio:.7g}")
+    if config.HasField("lora") and config.lora.HasField("dropout"):
+        settings.lora.dropout = float(f"{config.lora.dropout:.7g}")
+    return settings
 
 
 def job_from_proto(req: worker_pb2.TrainRequest) -> TrainJob:

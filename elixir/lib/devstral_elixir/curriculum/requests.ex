@@ -51,7 +51,7 @@ defmodule DevstralElixir.Curriculum.Requests do
       batch_size: stage.batch_size || 0,
       gradient_accumulation_steps: stage.gradient_accumulation_steps || 0,
       max_seq_length: stage.max_seq_length || 0,
-      warmup_ratio: stage.warmup_ratio || 0.0,
+      warmup_ratio: stage.warmup_ratio,
       max_grad_norm: stage.max_grad_norm || 0.0,
       save_steps: stage.save_steps || 0,
       eval_steps: stage.eval_steps || 0,
@@ -66,7 +66,7 @@ defmodule DevstralElixir.Curriculum.Requests do
       lora: %LoraConfig{
         r: stage.lora.r || 0,
         alpha: stage.lora.alpha || 0.0,
-        dropout: stage.lora.dropout || 0.0,
+        dropout: stage.lora.dropout,
         target_modules: stage.lora.target_modules || [],
         train_embeddings: stage.lora.train_embeddings,
         embeddings_learning_rate: stage.lora.embeddings_learning_rate || 0.0

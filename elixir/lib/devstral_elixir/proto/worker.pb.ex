@@ -1096,7 +1096,7 @@ defmodule DevstralElixir.Proto.LoraConfig do
 
   defstruct r: 0,
             alpha: 0.0,
-            dropout: 0.0,
+            dropout: nil,
             target_modules: [],
             train_embeddings: false,
             embeddings_learning_rate: 0.0
@@ -1104,7 +1104,8 @@ defmodule DevstralElixir.Proto.LoraConfig do
   @type t :: %__MODULE__{
           r: integer(),
           alpha: DevstralElixir.Proto.Wire.float_value(),
-          dropout: DevstralElixir.Proto.Wire.float_value(),
+          # optional: 0 is a valid dropout, distinct from "use the default".
+          dropout: DevstralElixir.Proto.Wire.float_value() | nil,
           target_modules: [String.t()],
           # Stage 1 option: also train embed_tokens / lm_head.
           train_embeddings: boolean(),
@@ -1114,7 +1115,7 @@ defmodule DevstralElixir.Proto.LoraConfig do
   @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.LoraConfig", [
             %{number: 1, name: :r, type: :int32, kind: :scalar},
             %{number: 2, name: :alpha, type: :float, kind: :scalar},
-            %{number: 3, name: :dropout, type: :float, kind: :scalar},
+            %{number: 3, name: :dropout, type: :float, kind: :optional},
             %{number: 4, name: :target_modules, type: :string, kind: :repeated},
             %{number: 5, name: :train_embeddings, type: :bool, kind: :scalar},
             %{number: 6, name: :embeddings_learning_rate, type: :double, kind: :scalar}
@@ -1148,7 +1149,7 @@ defmodule DevstralElixir.Proto.TrainConfig do
             batch_size: 0,
             gradient_accumulation_steps: 0,
             max_seq_length: 0,
-            warmup_ratio: 0.0,
+            warmup_ratio: nil,
             max_grad_norm: 0.0,
             save_steps: 0,
             eval_steps: 0,
@@ -1169,7 +1170,8 @@ defmodule DevstralElixir.Proto.TrainConfig do
           batch_size: integer(),
           gradient_accumulation_steps: integer(),
           max_seq_length: integer(),
-          warmup_ratio: DevstralElixir.Proto.Wire.float_value(),
+          # optional: 0 (no warmup) is distinct from "use the default".
+          warmup_ratio: DevstralElixir.Proto.Wire.float_value() | nil,
           max_grad_norm: DevstralElixir.Proto.Wire.float_value(),
           save_steps: integer(),
           eval_steps: integer(),
@@ -1193,7 +1195,7 @@ defmodule DevstralElixir.Proto.TrainConfig do
             %{number: 4, name: :batch_size, type: :int32, kind: :scalar},
             %{number: 5, name: :gradient_accumulation_steps, type: :int32, kind: :scalar},
             %{number: 6, name: :max_seq_length, type: :int32, kind: :scalar},
-            %{number: 7, name: :warmup_ratio, type: :float, kind: :scalar},
+            %{number: 7, name: :warmup_ratio, type: :float, kind: :optional},
             %{number: 8, name: :max_grad_norm, type: :float, kind: :scalar},
             %{number: 9, name: :save_steps, type: :int32, kind: :scalar},
             %{number: 10, name: :eval_steps, type: :int32, kind: :scalar},

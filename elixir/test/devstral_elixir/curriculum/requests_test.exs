@@ -50,7 +50,9 @@ defmodule DevstralElixir.Curriculum.RequestsTest do
     config = request.config
     assert config.epochs == 2 and config.max_steps == 0
     assert config.learning_rate == 1.0e-4
-    assert config.batch_size == 0 and config.warmup_ratio == 0.0
+    # Optional fields stay absent (nil) when unset, so an explicit 0 can mean 0.
+    assert config.batch_size == 0 and config.warmup_ratio == nil
+    assert config.lora.dropout == nil
     assert config.quantization == "none"
     assert config.regularizer == "ewc" and config.regularizer_weight == 0.5
     assert config.early_stopping_patience == -1
