@@ -35,6 +35,22 @@ def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
         return error.code, json.loads(error.read() or b"null")
 
 
+def post_json(
+    url: str, body: bytes | dict[str, Any], token: str | None = None, timeout: float = 60.0
+) -> tuple[int, Any]:
+    """POST a JSON body (bytes are sent as they are); the status and the decoded answer."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
 class HostProcess:
     """`make run` in its own process group, on free ports and a private DATA_DIR."""
 

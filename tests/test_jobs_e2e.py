@@ -6,49 +6,16 @@ the contract and leaves a dataset on disk.
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.host_process import HostProcess, get_json
+from tests.corpus import write_corpus
+from tests.host_process import HostProcess, get_json, post_json
 
 
 def post(host: HostProcess, path: str, body: dict[str, Any], token: str | None) -> tuple[int, Any]:
-    headers = {"content-type": "application/json"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(f"{host.url}{path}", json.dumps(body).encode(), headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def write_corpus(root: Path) -> Path:
-    rows = []
-    for n, name in enumerate(["alpha", "beta", "gamma"], start=1):
-        package = root / f"{name}-0.{n}.0"
-        (package / "lib").mkdir(parents=True)
-        (package / "lib" / f"{name}.ex").write_text(
-            f'defmodule {name.title()} do\n  @doc "Adds {n}."\n  def add(x), do: x + {n}\n\n'
-            f"  def names(list), do: Enum.map(list, &to_string/1)\nend\n"
-        )
-        (package / "metadata.json").write_text(json.dumps({"name": name, "version": f"0.{n}.0"}))
-        rows.append(
-            {
-                "name": name,
-                "version": f"0.{n}.0",
-                "licenses": ["MIT"],
-                "sha256": "0" * 64,
-                "files": 1,
-                "path": package.name,
-            }
-        )
-    (root / "manifest.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return root
+    return post_json(f"{host.url}{path}", body, token=token)
 
 
 def test_jobs_api_needs_the_admin_token_and_runs_a_build(host: HostProcess, tmp_path: Path) -> None:

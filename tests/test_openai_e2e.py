@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import time
-import urllib.request
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from openai import OpenAI
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from python_worker import fim
-from tests.host_process import TINY_MODEL, HostProcess, get_json
+from tests.host_process import TINY_MODEL, HostProcess, get_json, post_json
 
 MAX_TOKENS = 24
 
@@ -49,14 +48,7 @@ def client(host: HostProcess) -> OpenAI:
 
 
 def post(host: HostProcess, path: str, body: bytes) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        f"{host.url}{path}", data=body, headers={"content-type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return post_json(f"{host.url}{path}", body)
 
 
 def test_health_and_models(host: HostProcess) -> None:
