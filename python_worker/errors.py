@@ -20,6 +20,24 @@ class WorkerError(Exception):
         return f"WorkerError({self.code.name}, {self.message!r})"
 
 
+class InvalidRequest(WorkerError, ValueError):
+    """A request that can never succeed as written; the message names the input, field or line.
+
+    Raised before any work starts (the dataset builder and training both
+    validate up front), so the servicer answers INVALID_ARGUMENT straight away
+    instead of starting a job that is bound to fail. It is a ValueError (what
+    callers of the plain functions catch) and a WorkerError with
+    INVALID_ARGUMENT (what the servicer's wrappers turn into a status), so
+    either `except` clause routes it right.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def invalid_argument(message: str) -> WorkerError:
     return WorkerError(grpc.StatusCode.INVALID_ARGUMENT, message)
 

@@ -11,10 +11,10 @@ loop keeps serving other calls while a generation runs.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,10 +29,9 @@ from python_worker.backends.base import (
 )
 from python_worker.backends.text_stream import IncrementalDetokenizer, StopMatcher
 from python_worker.errors import failed_precondition, invalid_argument, not_found
+from python_worker.threads import stream_in_thread
 
 log = logging.getLogger(__name__)
-
-_DONE = object()
 
 
 def resolve_device(requested: str) -> str:
@@ -173,37 +172,15 @@ class TransformersBackend:
     async def generate(self, prompt_ids: list[int], options: SamplingOptions) -> AsyncIterator[Delta]:
         if options.max_tokens < 1:
             raise invalid_argument("max_tokens must be at least 1")
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        cancel = threading.Event()
 
-        def emit(item: Any) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop closed under us (shutdown): nobody is listening
-                cancel.set()
+        def decode(emit: Callable[[Any], bool], cancel: threading.Event) -> None:
+            self._decode(prompt_ids, options, emit, cancel)
 
-        def run() -> None:
-            try:
-                self._decode(prompt_ids, options, emit, cancel)
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
-                emit(exc)
-            finally:
-                emit(_DONE)
-
-        threading.Thread(target=run, name="generate", daemon=True).start()
-        try:
-            while True:
-                item = await queue.get()
-                if item is _DONE:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            # Reached on completion, error and cancellation alike: the decode loop
-            # checks this flag before every forward, so compute stops within a token.
-            cancel.set()
+        # stream_in_thread sets `cancel` on completion, error and cancellation alike:
+        # the decode loop checks it before every forward, so compute stops within a token.
+        async with aclosing(stream_in_thread(decode, "generate")) as deltas:
+            async for delta in deltas:
+                yield delta
 
     def _decode(
         self,

@@ -25,6 +25,7 @@ import numpy as np
 
 from python_worker.curriculum import lexer
 from python_worker.curriculum.errors import InvalidRequest
+from python_worker.jsonl import read_objects
 
 MAX_EVAL_SETS = 64  # one bit each in a uint64 mask
 _BITMAP_BITS = 22
@@ -133,17 +134,12 @@ def eval_files(eval_dir: Path | None, extra: Iterable[str]) -> list[EvalFile]:
 
 
 def _rows(path: Path) -> Iterable[dict]:
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InvalidRequest(f"eval file {path}, line {lineno}: not valid JSON: {e}") from None
-            if not isinstance(row, dict):
-                raise InvalidRequest(f"eval file {path}, line {lineno}: expected a JSON object")
-            yield row
+    def bad_line(lineno: int, exc: json.JSONDecodeError | None) -> InvalidRequest:
+        problem = f"not valid JSON: {exc}" if exc is not None else "expected a JSON object"
+        return InvalidRequest(f"eval file {path}, line {lineno}: {problem}")
+
+    for _, row in read_objects(path, bad_line):
+        yield row
 
 
 def _field_text(value: object) -> str:

@@ -1,25 +1,14 @@
 """The two ways a build stops early: a bad request, or a cancel.
 
-InvalidRequest is both a ValueError (what the brief promises the servicer) and a
-WorkerError with INVALID_ARGUMENT (what the servicer already maps to a status),
-so either `except` clause routes it right.
+InvalidRequest is the worker-wide one (python_worker.errors), re-exported here:
+both a ValueError and a WorkerError with INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
 
-import grpc
+from python_worker.errors import InvalidRequest
 
-from python_worker.errors import WorkerError
-
-
-class InvalidRequest(WorkerError, ValueError):
-    """The request cannot be built: the message names the input, field or line."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-    def __str__(self) -> str:
-        return self.message
+__all__ = ["BuildCancelled", "ConfigError", "InvalidRequest"]
 
 
 class ConfigError(InvalidRequest):

@@ -13,7 +13,6 @@ the stream opens. The build itself runs on a thread; closing the generator
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Iterator
 
@@ -28,9 +27,9 @@ from python_worker.curriculum.build import (
 from python_worker.curriculum.config import parse_config
 from python_worker.curriculum.errors import BuildCancelled
 from python_worker.proto import worker_pb2
+from python_worker.threads import run_streaming
 
 JobEvent = worker_pb2.JobEvent
-_DONE = object()
 
 
 def request_from_proto(req: worker_pb2.BuildDatasetRequest) -> BuildRequest:
@@ -66,66 +65,48 @@ def build_dataset_events(req: worker_pb2.BuildDatasetRequest, cancel: threading.
 
 
 def _stream(plan: Plan, job_id: str, cancel: threading.Event) -> Iterator[worker_pb2.JobEvent]:
-    events: queue.Queue = queue.Queue()
-    outcome: dict[str, object] = {}
-
-    def work() -> None:
-        try:
-            outcome["result"] = run(plan, lambda p: events.put(_event(job_id, p)), cancel)
-        except BaseException as e:  # noqa: BLE001 -- reported as an event, never lost
-            outcome["error"] = e
-        finally:
-            events.put(_DONE)
-
-    thread = threading.Thread(target=work, name=f"build-dataset-{job_id}", daemon=True)
-    thread.start()
+    # run_streaming sets `cancel` and waits for the build when the consumer closes the stream early.
     try:
-        while True:
-            item = events.get()
-            if item is _DONE:
-                break
-            yield item
-        error = outcome.get("error")
-        if isinstance(error, BuildCancelled):
-            yield JobEvent(
-                job_id=job_id,
-                kind=JobEvent.CANCELLED,
-                phase="cancelled",
-                message=str(error),
-            )
-        elif error is not None:
-            yield JobEvent(
-                job_id=job_id,
-                kind=JobEvent.FAILED,
-                phase="failed",
-                message=f"{type(error).__name__}: {error}",
-            )
-        else:
-            result = outcome["result"]
-            assert isinstance(result, BuildResult)
-            m = result.manifest
-            metrics = {
-                f"{stage}_{sp}_{what}": float(v[what])
-                for stage, splits in m["stages"].items()
-                for sp, v in splits.items()
-                for what in ("rows", "tokens")
-            }
-            metrics["files_scanned"] = float(m["files"]["scanned"])
-            metrics["files_kept"] = float(m["files"]["kept"])
-            metrics["rows_written"] = float(sum(v["rows"] for splits in m["stages"].values() for v in splits.values()))
-            yield JobEvent(
-                job_id=job_id,
-                kind=JobEvent.COMPLETED,
-                phase="done",
-                message=f"dataset written to {result.out_dir}",
-                step=1,
-                total_steps=1,
-                elapsed_ms=int(result.elapsed_s * 1000),
-                metrics=metrics,
-                artifact_path=str(result.out_dir),
-            )
-    finally:
-        # Reached on normal exit and when the consumer closes the stream early.
-        if thread.is_alive():
-            cancel.set()
-        thread.join()
+        result = yield from run_streaming(
+            lambda emit, c: run(plan, lambda p: emit(_event(job_id, p)), c), cancel, f"build-dataset-{job_id}"
+        )
+    except GeneratorExit:  # the consumer closed the stream: nothing more to send
+        raise
+    except BuildCancelled as error:
+        yield JobEvent(
+            job_id=job_id,
+            kind=JobEvent.CANCELLED,
+            phase="cancelled",
+            message=str(error),
+        )
+        return
+    except BaseException as error:  # noqa: BLE001 -- reported as an event, never lost
+        yield JobEvent(
+            job_id=job_id,
+            kind=JobEvent.FAILED,
+            phase="failed",
+            message=f"{type(error).__name__}: {error}",
+        )
+        return
+    assert isinstance(result, BuildResult)
+    m = result.manifest
+    metrics = {
+        f"{stage}_{sp}_{what}": float(v[what])
+        for stage, splits in m["stages"].items()
+        for sp, v in splits.items()
+        for what in ("rows", "tokens")
+    }
+    metrics["files_scanned"] = float(m["files"]["scanned"])
+    metrics["files_kept"] = float(m["files"]["kept"])
+    metrics["rows_written"] = float(sum(v["rows"] for splits in m["stages"].values() for v in splits.values()))
+    yield JobEvent(
+        job_id=job_id,
+        kind=JobEvent.COMPLETED,
+        phase="done",
+        message=f"dataset written to {result.out_dir}",
+        step=1,
+        total_steps=1,
+        elapsed_ms=int(result.elapsed_s * 1000),
+        metrics=metrics,
+        artifact_path=str(result.out_dir),
+    )

@@ -33,6 +33,8 @@ from typing import Any
 
 from jinja2 import TemplateError
 
+from python_worker.jsonl import read_objects
+
 IGNORE = -100
 
 # ChatML, for a tokenizer without a chat template of its own.
@@ -81,21 +83,15 @@ class DataStats:
 
 def read_jsonl(path: Path, limit: int | None = None) -> Iterator[dict[str, Any]]:
     """Rows of a JSONL file; a malformed line is a DatasetError naming it."""
-    count = 0
-    with Path(path).open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}:{lineno}: not JSON ({exc})") from None
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path}:{lineno}: not a JSON object")
-            yield row
-            count += 1
-            if limit is not None and count >= limit:
-                return
+
+    def bad_line(lineno: int, exc: json.JSONDecodeError | None) -> DatasetError:
+        problem = f"not JSON ({exc})" if exc is not None else "not a JSON object"
+        return DatasetError(f"{path}:{lineno}: {problem}")
+
+    for count, (_, row) in enumerate(read_objects(path, bad_line), 1):
+        yield row
+        if limit is not None and count >= limit:
+            return
 
 
 def row_kind(row: dict[str, Any]) -> str | None:

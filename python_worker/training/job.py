@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from python_worker.jsonl import read_objects
 from python_worker.training import checkpoints
 from python_worker.training.config import TrainSettings, resolved, validate
 from python_worker.training.errors import InvalidRequest
@@ -66,17 +68,14 @@ def model_context_length(config_path: Path) -> int | None:
 
 def _check_jsonl(path: Path, name: str) -> None:
     """The file exists and its first non-blank line is a JSON object."""
+
+    def bad_line(lineno: int, exc: json.JSONDecodeError | None) -> InvalidRequest:
+        problem = f"is not JSON ({exc})" if exc is not None else "is not a JSON object"
+        return InvalidRequest(f"{name}: {path}:{lineno} {problem}")
+
     try:
-        with path.open("r", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InvalidRequest(f"{name}: {path}:{lineno} is not JSON ({exc})") from None
-                if not isinstance(row, dict):
-                    raise InvalidRequest(f"{name}: {path}:{lineno} is not a JSON object")
+        with closing(read_objects(path, bad_line)) as rows:
+            if next(rows, None) is not None:
                 return
     except UnicodeDecodeError:
         raise InvalidRequest(f"{name}: {path} is not UTF-8 text") from None
