@@ -17,6 +17,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Self
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = ROOT / "data" / "models" / "tiny-elixir"
 
@@ -121,9 +123,19 @@ class HostProcess:
             self.process.wait()
 
     def kill(self) -> None:
-        """SIGKILL the whole process group (the BEAM and its worker): a crash, not a stop."""
+        """SIGKILL the host: a crash, not a stop.
+
+        The BEAM goes first: were the worker killed in the same instant, the
+        BEAM could still see it exit and record a failed attempt before dying,
+        which is a different scenario (a worker crash). The rest of the process
+        group follows; the worker would also exit on its own at EOF of fd 3.
+        """
         if self.process is None or self.process.poll() is not None:
             return
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            if child.name().startswith("beam"):
+                child.kill()
+                child.wait(10)
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 

@@ -36,6 +36,7 @@ defmodule DevstralElixir.Worker do
     :os_pid,
     :model,
     :health_call,
+    waiters: [],
     status: :down,
     calls: %{},
     failures: 0
@@ -103,6 +104,19 @@ defmodule DevstralElixir.Worker do
           os_pid: non_neg_integer() | nil
         }
   def info(server), do: GenServer.call(server, :info)
+
+  @doc """
+  Waits until the worker is ready (its model loaded), for callers such as
+  queued jobs that would otherwise fail while it starts or restarts.
+  """
+  @spec await_ready(GenServer.server(), timeout()) :: :ok | {:error, Error.t()}
+  def await_ready(server, timeout \\ 120_000) do
+    GenServer.call(server, :await_ready, timeout)
+  catch
+    :exit, {:timeout, _} ->
+      {:error,
+       %Error{status: :unavailable, message: "the worker was not ready within #{timeout} ms"}}
+  end
 
   @doc """
   Opens a call. Replies arrive as messages to the calling process; read them
@@ -238,6 +252,11 @@ defmodule DevstralElixir.Worker do
   def handle_call(:info, _from, state) do
     {:reply, %{status: state.status, model: state.model, os_pid: state.os_pid}, state}
   end
+
+  def handle_call(:await_ready, _from, %{status: :ready} = state), do: {:reply, :ok, state}
+
+  def handle_call(:await_ready, from, state),
+    do: {:noreply, %{state | waiters: [from | state.waiters]}}
 
   def handle_call({:open, _id, _module, _frame}, _from, %{port: nil} = state) do
     {:reply, {:error, %Error{status: :unavailable, message: "the worker is down"}}, state}
@@ -382,7 +401,8 @@ defmodule DevstralElixir.Worker do
     case HealthResponse.decode(payload) do
       {:ok, %HealthResponse{status: "ready", model: model}} ->
         if state.status != :ready, do: Logger.info("worker ready: #{model && model.id}")
-        %{state | status: :ready, model: model, failures: 0}
+        for waiter <- state.waiters, do: GenServer.reply(waiter, :ok)
+        %{state | status: :ready, model: model, failures: 0, waiters: []}
 
       {:ok, _starting} ->
         Process.send_after(self(), :poll_health, state.opts[:health_interval_ms])

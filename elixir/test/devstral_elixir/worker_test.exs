@@ -101,6 +101,13 @@ defmodule DevstralElixir.WorkerTest do
     assert :sys.get_state(worker).calls == %{}
   end
 
+  test "await_ready returns once the model is loaded" do
+    pid = start_supervised!(worker_spec([]), id: :fresh)
+    assert Worker.info(pid).status != :ready
+    assert :ok = Worker.await_ready(pid, 60_000)
+    assert Worker.info(pid).status == :ready
+  end
+
   test "stopping the worker terminates the OS process" do
     pid = start_supervised!(worker_spec([]), id: :second)
 

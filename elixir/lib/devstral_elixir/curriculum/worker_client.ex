@@ -97,6 +97,11 @@ defmodule DevstralElixir.Curriculum.WorkerClient do
   defp consume(method, request, report) do
     {module, server} = worker()
 
+    # A job re-queued at boot must not spend an attempt on a worker still loading.
+    if function_exported?(module, :await_ready, 2) do
+      with {:error, error} <- module.await_ready(server, 300_000), do: raise(error)
+    end
+
     server
     |> module.stream(method, request)
     |> Enum.reduce_while(nil, &step(&1, &2, method, report))

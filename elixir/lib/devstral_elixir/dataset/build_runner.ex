@@ -36,8 +36,11 @@ defmodule DevstralElixir.Dataset.BuildRunner do
   def run(%Job{id: id, args: args}, report) do
     request = request(args, job_id(id))
 
-    case Build.run(Worker, request, &report.(progress(&1))) do
-      {:ok, done} -> {:ok, %{"out" => done.artifact_path, "metrics" => done.metrics}}
+    with :ok <- Worker.await_ready(Worker, 300_000),
+         {:ok, done} <- Build.run(Worker, request, &report.(progress(&1))) do
+      {:ok, %{"out" => done.artifact_path, "metrics" => done.metrics}}
+    else
+      {:error, %Worker.Error{} = error} -> {:error, Exception.message(error)}
       {:error, message} -> {:error, message}
     end
   rescue
