@@ -6,6 +6,7 @@ with HostProcess() as host:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -133,9 +134,11 @@ class HostProcess:
         if self.process is None or self.process.poll() is not None:
             return
         for child in psutil.Process(self.process.pid).children(recursive=True):
-            if child.name().startswith("beam"):
-                child.kill()
-                child.wait(10)
+            # Short-lived children (a `kill`, a shell) may be gone by now.
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if child.name().startswith("beam"):
+                    child.kill()
+                    child.wait(10)
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
