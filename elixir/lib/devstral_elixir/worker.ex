@@ -105,6 +105,18 @@ defmodule DevstralElixir.Worker do
         }
   def info(server), do: GenServer.call(server, :info)
 
+  @doc "Like `info/1`, but a worker supervisor that is not running reads as `:down`."
+  @spec info_or_down(GenServer.server()) :: %{
+          status: status(),
+          model: struct() | nil,
+          os_pid: non_neg_integer() | nil
+        }
+  def info_or_down(server) do
+    info(server)
+  catch
+    :exit, _ -> %{status: :down, model: nil, os_pid: nil}
+  end
+
   @doc """
   Waits until the worker is ready (its model loaded), for callers such as
   queued jobs that would otherwise fail while it starts or restarts.

@@ -9,6 +9,7 @@ defmodule DevstralElixir.Dataset.BuildRunner do
   """
   @behaviour DevstralElixir.Jobs.Runner
 
+  alias DevstralElixir.Curriculum.WorkerClient
   alias DevstralElixir.Dataset.Build
   alias DevstralElixir.Jobs.Job
   alias DevstralElixir.Worker
@@ -37,7 +38,7 @@ defmodule DevstralElixir.Dataset.BuildRunner do
     request = request(args, job_id(id))
 
     with :ok <- Worker.await_ready(Worker, 300_000),
-         {:ok, done} <- Build.run(Worker, request, &report.(progress(&1))) do
+         {:ok, done} <- Build.run(Worker, request, &report.(WorkerClient.event_to_map(&1))) do
       {:ok, %{"out" => done.artifact_path, "metrics" => done.metrics}}
     else
       {:error, %Worker.Error{} = error} -> {:error, Exception.message(error)}
@@ -59,15 +60,4 @@ defmodule DevstralElixir.Dataset.BuildRunner do
   end
 
   defp job_id(id), do: "job-#{id}-build"
-
-  defp progress(event) do
-    %{
-      "phase" => event.phase,
-      "message" => event.message,
-      "step" => event.step,
-      "total_steps" => event.total_steps,
-      "eta_ms" => event.eta_ms,
-      "metrics" => event.metrics
-    }
-  end
 end

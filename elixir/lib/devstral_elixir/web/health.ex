@@ -11,12 +11,7 @@ defmodule DevstralElixir.Web.Health do
   @doc "The health document."
   @spec show(map()) :: Request.response()
   def show(context) do
-    worker =
-      try do
-        Worker.info(context.worker)
-      catch
-        :exit, _ -> %{status: :down, model: nil, os_pid: nil}
-      end
+    worker = Worker.info_or_down(context.worker)
 
     Json.respond(200, %{
       "status" => "ok",

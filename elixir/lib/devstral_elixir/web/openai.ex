@@ -70,12 +70,7 @@ defmodule DevstralElixir.Web.OpenAI do
   defp invalid_to_error({:invalid, message, param}), do: Json.error(400, message, param: param)
 
   defp ready_model(context) do
-    info =
-      try do
-        Worker.info(context.worker)
-      catch
-        :exit, _ -> %{status: :down}
-      end
+    info = Worker.info_or_down(context.worker)
 
     case info do
       %{status: :ready, model: model} when model != nil ->
