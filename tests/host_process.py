@@ -72,7 +72,7 @@ class HostProcess:
         }
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 180.0) -> Self:
+    def start(self, timeout: float = 180.0, until: str = "ready") -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")  # noqa: SIM115 - owned by the child for its lifetime
         self.process = subprocess.Popen(
@@ -84,7 +84,7 @@ class HostProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.wait_ready(timeout)
+        self.wait_ready(timeout, until)
         return self
 
     def health(self) -> dict[str, Any] | None:
@@ -94,16 +94,17 @@ class HostProcess:
             return None
         return body if status == 200 else None
 
-    def wait_ready(self, timeout: float) -> dict[str, Any]:
+    def wait_ready(self, timeout: float, until: str = "ready") -> dict[str, Any]:
+        """Polls /health until the worker's status is `until` ("ready" or "failed")."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"the host exited early:\n{self.log_tail()}")
             health = self.health()
-            if health and health["worker"]["status"] == "ready":
+            if health and health["worker"]["status"] == until:
                 return health
             time.sleep(0.1)
-        raise TimeoutError(f"the host was not ready in {timeout} s:\n{self.log_tail()}")
+        raise TimeoutError(f"the worker was not {until} in {timeout} s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 40) -> str:
         try:

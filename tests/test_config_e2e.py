@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from tests.host_process import ROOT
+from tests.host_process import ROOT, HostProcess, post_json
 
 
 @pytest.mark.parametrize(
@@ -30,3 +31,24 @@ def test_invalid_settings_stop_the_host_with_a_message(env: dict[str, str], need
     )
     assert result.returncode == 2
     assert f"configuration error: {needle}" in result.stderr or needle in result.stderr
+
+
+def test_a_model_that_cannot_load_is_reported_not_hidden(tmp_path: Path) -> None:
+    """The host stays up; /health and the API say why there is no model."""
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    host = HostProcess(tmp_path / "data", env={"MODEL": str(broken)})
+    host.start(until="failed")
+    try:
+        health = host.health()
+        assert health is not None
+        assert health["model"] is None
+        assert str(broken) in health["worker"]["error"]
+
+        status, body = post_json(f"{host.url}/v1/completions", {"prompt": "defmodule", "max_tokens": 2})
+        assert status == 503
+        assert body["error"]["code"] == "model_load_failed"
+        assert str(broken) in body["error"]["message"]
+    finally:
+        host.stop()

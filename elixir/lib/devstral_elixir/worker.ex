@@ -21,7 +21,10 @@ defmodule DevstralElixir.Worker do
       being killed outright.
 
   Readiness: the worker answers `Health` at once and reports `"starting"` while
-  it loads its model; this process polls it until `"ready"`.
+  it loads its model; this process polls it until `"ready"`. If the default
+  model cannot be loaded the worker reports `"failed: <reason>"`: the status
+  becomes `:failed` with that reason (shown on `/health` and in 503 errors), and
+  polling goes on slowly, because a later `LoadModel` can still make it ready.
   """
   use GenServer
   require Logger
@@ -36,13 +39,20 @@ defmodule DevstralElixir.Worker do
     :os_pid,
     :model,
     :health_call,
+    :failure,
     waiters: [],
     status: :down,
     calls: %{},
     failures: 0
   ]
 
-  @type status :: :starting | :ready | :down
+  @type status :: :starting | :ready | :failed | :down
+  @type info :: %{
+          status: status(),
+          model: struct() | nil,
+          os_pid: non_neg_integer() | nil,
+          failure: String.t() | nil
+        }
   @type call_ref :: {pid(), pos_integer()}
   @type event :: {:item, struct()} | :end | {:error, Error.t()}
 
@@ -54,6 +64,7 @@ defmodule DevstralElixir.Worker do
     cd: nil,
     grace_ms: 5_000,
     health_interval_ms: 100,
+    failed_poll_ms: 2_000,
     min_backoff_ms: 200,
     max_backoff_ms: 15_000
   ]
@@ -70,6 +81,7 @@ defmodule DevstralElixir.Worker do
     * `:cd` - working directory (the repository root, so `python_worker` imports)
     * `:grace_ms` - SIGTERM grace before SIGKILL on shutdown (5000)
     * `:health_interval_ms` - readiness poll interval (100)
+    * `:failed_poll_ms` - poll interval once the default model failed to load (2000)
     * `:min_backoff_ms` / `:max_backoff_ms` - restart backoff bounds (200 / 15000)
   """
   @spec start_link(keyword()) :: GenServer.on_start()
@@ -97,29 +109,28 @@ defmodule DevstralElixir.Worker do
     }
   end
 
-  @doc "The worker's status, the loaded model (a `ModelInfo` or nil) and the OS pid."
-  @spec info(GenServer.server()) :: %{
-          status: status(),
-          model: struct() | nil,
-          os_pid: non_neg_integer() | nil
-        }
+  @doc """
+  The worker's status, the loaded model (a `ModelInfo` or nil), the OS pid and,
+  when the status is `:failed`, why the default model could not be loaded.
+  """
+  @spec info(GenServer.server()) :: info()
   def info(server), do: GenServer.call(server, :info)
 
   @doc "Like `info/1`, but a worker supervisor that is not running reads as `:down`."
-  @spec info_or_down(GenServer.server()) :: %{
-          status: status(),
-          model: struct() | nil,
-          os_pid: non_neg_integer() | nil
-        }
+  @spec info_or_down(GenServer.server()) :: info()
   def info_or_down(server) do
     info(server)
   catch
-    :exit, _ -> %{status: :down, model: nil, os_pid: nil}
+    :exit, _ -> %{status: :down, model: nil, os_pid: nil, failure: nil}
   end
 
   @doc """
-  Waits until the worker is ready (its model loaded), for callers such as
-  queued jobs that would otherwise fail while it starts or restarts.
+  Waits until the worker has started, for callers such as queued jobs that
+  would otherwise fail while it starts or restarts.
+
+  Started means `:ready`, or `:failed`: a default model that cannot be loaded
+  must not hold up jobs such as dataset builds or training, which name their
+  own model; generation callers check `info/1` instead.
   """
   @spec await_ready(GenServer.server(), timeout()) :: :ok | {:error, Error.t()}
   def await_ready(server, timeout \\ 120_000) do
@@ -262,10 +273,19 @@ defmodule DevstralElixir.Worker do
 
   @impl true
   def handle_call(:info, _from, state) do
-    {:reply, %{status: state.status, model: state.model, os_pid: state.os_pid}, state}
+    info = %{
+      status: state.status,
+      model: state.model,
+      os_pid: state.os_pid,
+      failure: state.failure
+    }
+
+    {:reply, info, state}
   end
 
-  def handle_call(:await_ready, _from, %{status: :ready} = state), do: {:reply, :ok, state}
+  def handle_call(:await_ready, _from, %{status: status} = state)
+      when status in [:ready, :failed],
+      do: {:reply, :ok, state}
 
   def handle_call(:await_ready, from, state),
     do: {:noreply, %{state | waiters: [from | state.waiters]}}
@@ -364,7 +384,7 @@ defmodule DevstralElixir.Worker do
       {:os_pid, os_pid} = Port.info(port, :os_pid)
       Logger.info("worker started (os pid #{os_pid})")
       send(self(), :poll_health)
-      %{state | port: port, os_pid: os_pid, status: :starting, model: nil}
+      %{state | port: port, os_pid: os_pid, status: :starting, model: nil, failure: nil}
     rescue
       error ->
         Logger.error("could not start the worker: #{Exception.message(error)}")
@@ -413,8 +433,16 @@ defmodule DevstralElixir.Worker do
     case HealthResponse.decode(payload) do
       {:ok, %HealthResponse{status: "ready", model: model}} ->
         if state.status != :ready, do: Logger.info("worker ready: #{model && model.id}")
-        for waiter <- state.waiters, do: GenServer.reply(waiter, :ok)
-        %{state | status: :ready, model: model, failures: 0, waiters: []}
+        state = release_waiters(state)
+        %{state | status: :ready, model: model, failure: nil, failures: 0}
+
+      {:ok, %HealthResponse{status: "failed: " <> reason}} ->
+        if state.failure != reason,
+          do: Logger.error("the worker's default model failed: #{reason}")
+
+        Process.send_after(self(), :poll_health, state.opts[:failed_poll_ms])
+        state = release_waiters(state)
+        %{state | status: :failed, failure: reason, failures: 0}
 
       {:ok, _starting} ->
         Process.send_after(self(), :poll_health, state.opts[:health_interval_ms])
@@ -436,6 +464,11 @@ defmodule DevstralElixir.Worker do
   end
 
   defp handle_health(state, _frame), do: state
+
+  defp release_waiters(state) do
+    for waiter <- state.waiters, do: GenServer.reply(waiter, :ok)
+    %{state | waiters: []}
+  end
 
   defp cancel_call(state, id) do
     case Map.pop(state.calls, id) do
@@ -466,6 +499,7 @@ defmodule DevstralElixir.Worker do
         os_pid: nil,
         status: :down,
         model: nil,
+        failure: nil,
         health_call: nil,
         calls: %{},
         failures: state.failures + 1

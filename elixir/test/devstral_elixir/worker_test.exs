@@ -108,6 +108,30 @@ defmodule DevstralElixir.WorkerTest do
     assert Worker.info(pid).status == :ready
   end
 
+  @tag :tmp_dir
+  test "a default model that cannot load reads as :failed with the reason", %{tmp_dir: tmp} do
+    broken = Path.join(tmp, "broken-model")
+    File.mkdir_p!(broken)
+    File.write!(Path.join(broken, "config.json"), "{not json")
+    pid = start_supervised!(worker_spec(env: %{"MODEL" => broken}), id: :broken)
+
+    # Started, so jobs that bring their own model are not held up...
+    assert :ok = Worker.await_ready(pid, 60_000)
+    info = Worker.info(pid)
+    assert info.status == :failed
+    assert info.failure =~ broken
+    assert info.model == nil
+
+    # ...but generation says why it cannot run.
+    request = %GenerateRequest{
+      input: {:prompt, "defmodule"},
+      params: %SamplingParams{max_tokens: 2}
+    }
+
+    assert {:error, %Worker.Error{status: :unavailable, message: message}} = first(pid, request)
+    assert message =~ "could not be loaded"
+  end
+
   test "stopping the worker terminates the OS process" do
     pid = start_supervised!(worker_spec([]), id: :second)
 
@@ -118,14 +142,15 @@ defmodule DevstralElixir.WorkerTest do
   end
 
   defp worker_spec(opts) do
-    {Worker,
-     [
-       name: nil,
-       python: Path.join(Config.root(), ".venv/bin/python"),
-       cd: Config.root(),
-       args: ["--no-grpc"],
-       env: %{"MODEL" => @model}
-     ] ++ opts}
+    base = [
+      name: nil,
+      python: Path.join(Config.root(), ".venv/bin/python"),
+      cd: Config.root(),
+      args: ["--no-grpc"],
+      env: %{"MODEL" => @model}
+    ]
+
+    {Worker, Keyword.merge(base, opts)}
   end
 
   defp long_request do

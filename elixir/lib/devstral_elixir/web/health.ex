@@ -1,7 +1,7 @@
 defmodule DevstralElixir.Web.Health do
   @moduledoc """
-  `GET /health`: the host status, the worker status (`starting`, `ready` or
-  `down`) and the loaded model. Answers 200 while the host runs, whatever the
+  `GET /health`: the host status, the worker status (`starting`, `ready`,
+  `failed` with the reason in `error`, or `down`) and the loaded model. Answers 200 while the host runs, whatever the
   worker's state, so probes can tell the two apart.
   """
 
@@ -21,7 +21,11 @@ defmodule DevstralElixir.Web.Health do
         "elixir" => System.version(),
         "uptime_ms" => :erlang.statistics(:wall_clock) |> elem(0)
       },
-      "worker" => %{"status" => Atom.to_string(worker.status), "os_pid" => worker.os_pid},
+      "worker" => %{
+        "status" => Atom.to_string(worker.status),
+        "os_pid" => worker.os_pid,
+        "error" => worker.failure
+      },
       "model" => model(worker.model)
     })
   end

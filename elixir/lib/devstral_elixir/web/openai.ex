@@ -76,6 +76,13 @@ defmodule DevstralElixir.Web.OpenAI do
       %{status: :ready, model: model} when model != nil ->
         {:ok, model}
 
+      %{status: :failed, failure: failure} ->
+        Json.error(
+          503,
+          "the default model could not be loaded (#{failure}); fix MODEL and restart, or load a model over gRPC",
+          code: "model_load_failed"
+        )
+
       %{status: status} ->
         Json.error(503, "the model worker is #{status}; try again shortly",
           code: "worker_unavailable"
