@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import random
 import re
 import shutil
@@ -206,7 +207,13 @@ def corpus(mb: int) -> Path:
     out = BENCH_DIR / f"corpus-{mb}mb-v1"
     if not (out / "manifest.jsonl").is_file():
         print(f"generating a {mb} MB corpus in {out} ...", file=sys.stderr, flush=True)
-        generate(out, mb)
+        # In a child process: generation holds the whole corpus in memory, and
+        # the allocator would keep much of it, inflating this process's peak RSS.
+        child = multiprocessing.get_context("spawn").Process(target=generate, args=(out, mb))
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            sys.exit(f"generating the corpus failed (exit code {child.exitcode})")
     return out
 
 
