@@ -23,8 +23,10 @@ defmodule DevstralElixir.Worker do
   Readiness: the worker answers `Health` at once and reports `"starting"` while
   it loads its model; this process polls it until `"ready"`. If the default
   model cannot be loaded the worker reports `"failed: <reason>"`: the status
-  becomes `:failed` with that reason (shown on `/health` and in 503 errors), and
-  polling goes on slowly, because a later `LoadModel` can still make it ready.
+  becomes `:failed` with that reason (shown on `/health` and in 503 errors).
+  Either way polling goes on slowly (`:refresh_ms`), because a gRPC client can
+  load another model into the same worker and the host must serve what is
+  really loaded.
   """
   use GenServer
   require Logger
@@ -64,7 +66,7 @@ defmodule DevstralElixir.Worker do
     cd: nil,
     grace_ms: 5_000,
     health_interval_ms: 100,
-    failed_poll_ms: 2_000,
+    refresh_ms: 2_000,
     min_backoff_ms: 200,
     max_backoff_ms: 15_000
   ]
@@ -81,7 +83,7 @@ defmodule DevstralElixir.Worker do
     * `:cd` - working directory (the repository root, so `python_worker` imports)
     * `:grace_ms` - SIGTERM grace before SIGKILL on shutdown (5000)
     * `:health_interval_ms` - readiness poll interval (100)
-    * `:failed_poll_ms` - poll interval once the default model failed to load (2000)
+    * `:refresh_ms` - poll interval once started, ready or failed (2000)
     * `:min_backoff_ms` / `:max_backoff_ms` - restart backoff bounds (200 / 15000)
   """
   @spec start_link(keyword()) :: GenServer.on_start()
@@ -433,6 +435,7 @@ defmodule DevstralElixir.Worker do
     case HealthResponse.decode(payload) do
       {:ok, %HealthResponse{status: "ready", model: model}} ->
         if state.status != :ready, do: Logger.info("worker ready: #{model && model.id}")
+        Process.send_after(self(), :poll_health, state.opts[:refresh_ms])
         state = release_waiters(state)
         %{state | status: :ready, model: model, failure: nil, failures: 0}
 
@@ -440,7 +443,7 @@ defmodule DevstralElixir.Worker do
         if state.failure != reason,
           do: Logger.error("the worker's default model failed: #{reason}")
 
-        Process.send_after(self(), :poll_health, state.opts[:failed_poll_ms])
+        Process.send_after(self(), :poll_health, state.opts[:refresh_ms])
         state = release_waiters(state)
         %{state | status: :failed, failure: reason, failures: 0}
 

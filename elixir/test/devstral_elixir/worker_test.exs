@@ -6,7 +6,8 @@ defmodule DevstralElixir.WorkerTest do
   import DevstralElixir.Test.Eventually
 
   alias DevstralElixir.{Config, Worker}
-  alias DevstralElixir.Proto.{GenerateRequest, GenerateResponse, HealthRequest, SamplingParams}
+  alias DevstralElixir.Proto.{GenerateRequest, GenerateResponse, HealthRequest, LoadModelRequest}
+  alias DevstralElixir.Proto.SamplingParams
 
   @model Path.join(Config.root(), "data/models/tiny-elixir")
   # Kept long so that a stream is still running when the test interferes with it.
@@ -130,6 +131,19 @@ defmodule DevstralElixir.WorkerTest do
 
     assert {:error, %Worker.Error{status: :unavailable, message: message}} = first(pid, request)
     assert message =~ "could not be loaded"
+  end
+
+  @tag :tmp_dir
+  test "a model loaded by another client shows up in info/1", %{tmp_dir: tmp} do
+    pid = start_supervised!(worker_spec(refresh_ms: 100), id: :refreshed)
+    :ok = Worker.await_ready(pid, 60_000)
+    assert Worker.info(pid).model.id == @model
+
+    # The same weights under another name, as an external gRPC client might load them.
+    other = Path.join(tmp, "other-model")
+    File.ln_s!(@model, other)
+    assert {:ok, _} = Worker.call(pid, "LoadModel", %LoadModelRequest{model: other}, 60_000)
+    eventually(fn -> Worker.info(pid).model.id == other end, 10_000)
   end
 
   test "stopping the worker terminates the OS process" do
