@@ -62,12 +62,14 @@ class HostProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
         self.log_path = log_path or data_dir / "host.log"
+        # MODEL is left unset (unless `env` sets it), as a user would: the host's
+        # default must be the tiny model even with a private DATA_DIR.
+        inherited = {k: v for k, v in os.environ.items() if k != "MODEL"}
         self.env = {
-            **os.environ,
+            **inherited,
             "HTTP_PORT": str(self.port),
             "GRPC_PORT": "0",
             "DATA_DIR": str(data_dir),
-            "MODEL": str(TINY_MODEL),
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None

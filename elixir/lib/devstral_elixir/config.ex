@@ -4,7 +4,7 @@ defmodule DevstralElixir.Config do
 
   | variable | default | meaning |
   | --- | --- | --- |
-  | `MODEL` | `DATA_DIR/models/tiny-elixir` | model the worker loads: a local directory or a hub id |
+  | `MODEL` | `<repo>/data/models/tiny-elixir` | model the worker loads: a local directory or a hub id |
   | `HTTP_HOST` | `127.0.0.1` | address the HTTP server binds |
   | `HTTP_PORT` | `4000` | HTTP port |
   | `GRPC_PORT` | `50051` | the worker's gRPC port (`0` picks a free one) |
@@ -78,7 +78,7 @@ defmodule DevstralElixir.Config do
     %__MODULE__{
       root: root,
       data_dir: data_dir,
-      model: model(env, data_dir),
+      model: model(env, root),
       http_host: http_host,
       http_port: port(env, "HTTP_PORT", 4000),
       grpc_port: port(env, "GRPC_PORT", 50051),
@@ -102,11 +102,13 @@ defmodule DevstralElixir.Config do
   end
 
   # A hub id ("Qwen/Qwen2.5-Coder-1.5B") is passed through to the worker; a value
-  # that looks like a path must name an existing directory.
-  defp model(env, data_dir) do
+  # that looks like a path must name an existing directory. The default is the
+  # tiny model `make model` builds in the repository, whatever DATA_DIR is: it
+  # is a build artifact like the venv, not user data.
+  defp model(env, root) do
     case non_empty(env, "MODEL") do
       nil ->
-        Path.join(data_dir, "models/tiny-elixir")
+        Path.join(root, "data/models/tiny-elixir")
 
       value ->
         if String.starts_with?(value, ["/", ".", "~"]) and not File.dir?(Path.expand(value)) do

@@ -3,12 +3,12 @@ defmodule DevstralElixir.ConfigTest do
 
   alias DevstralElixir.Config
 
-  test "defaults: loopback, port 4000, the tiny model under DATA_DIR" do
+  test "defaults: loopback, port 4000, the repository's tiny model whatever DATA_DIR is" do
     config = Config.load(%{"DATA_DIR" => "/tmp/some-data"})
     assert config.http_host == {127, 0, 0, 1}
     assert config.http_port == 4000
     assert config.grpc_port == 50051
-    assert config.model == "/tmp/some-data/models/tiny-elixir"
+    assert config.model == Path.join(Config.root(), "data/models/tiny-elixir")
     assert config.worker_grpc
   end
 
