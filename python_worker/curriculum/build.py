@@ -239,6 +239,25 @@ class _Reporter:
             raise BuildCancelled("the build was cancelled")
 
 
+def _split(sources: list[inputs.Source], seed: int, cfg: CurriculumConfig) -> dict[str, str]:
+    """Train/eval per split key, over the sources that have something to read.
+
+    A source with neither code nor Markdown (a package of compiled code only)
+    would take an eval slot and yield no eval rows. The sources with code feed
+    stages 1-2 and those with Markdown stage 3; each group gets its own eval
+    keys (see split.assign), so no stage is left without an eval set.
+    """
+    code: set[str] = set()
+    docs: set[str] = set()
+    for s in sources:
+        languages = {language_of(path) for path, _size in s.files}
+        if languages & {"elixir", "erlang"}:
+            code.add(s.split_key)
+        if s.kind == "book" or "markdown" in languages:
+            docs.add(s.split_key)
+    return split.assign(code | docs, seed, cfg.split.eval_fraction, cfg.split.min_eval_sources, groups=[code, docs])
+
+
 def run(plan: Plan, progress: Callable[[Progress], None], cancel: threading.Event) -> BuildResult:
     rep = _Reporter(progress, cancel)
     cfg = plan.config
@@ -252,12 +271,7 @@ def run(plan: Plan, progress: Callable[[Progress], None], cancel: threading.Even
     for s in sources:
         s.files = inputs.list_files(s)
         rep.check_cancel()
-    splits = split.assign(
-        {s.split_key for s in sources},
-        plan.seed,
-        cfg.split.eval_fraction,
-        cfg.split.min_eval_sources,
-    )
+    splits = _split(sources, plan.seed, cfg)
     index = None
     if plan.eval_files:
         built = decontam.build_index(
@@ -615,8 +629,9 @@ def _finish(
         ],
         "sources": {
             "total": len(sources),
-            "train": sum(1 for s in sources if splits[s.split_key] == "train"),
-            "eval": sum(1 for s in sources if splits[s.split_key] == "eval"),
+            "train": sum(1 for s in sources if splits.get(s.split_key) == "train"),
+            "eval": sum(1 for s in sources if splits.get(s.split_key) == "eval"),
+            "without_files": sum(1 for s in sources if s.split_key not in splits),
             "eval_keys": eval_keys,
         },
         "files": {

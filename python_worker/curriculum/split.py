@@ -16,14 +16,48 @@ def rank(seed: int, key: str) -> str:
     return hashlib.sha256(f"{seed}\x00{key}".encode()).hexdigest()
 
 
-def assign(keys: Iterable[str], seed: int, eval_fraction: float, min_eval: int) -> dict[str, str]:
-    ordered = sorted(set(keys), key=lambda k: (rank(seed, k), k))
-    n = len(ordered)
-    n_eval = math.floor(eval_fraction * n + 0.5)
-    if n >= 2:
-        n_eval = max(n_eval, min(min_eval, n - 1))
-    n_eval = min(n_eval, n - 1) if n >= 1 else 0
-    return {k: ("eval" if i < n_eval else "train") for i, k in enumerate(ordered)}
+def _ranked(keys: Iterable[str], seed: int) -> list[str]:
+    return sorted(set(keys), key=lambda k: (rank(seed, k), k))
+
+
+def _eval_count(n: int, eval_fraction: float, min_eval: int) -> int:
+    """How many of n keys go to eval: the fraction, at least min_eval, never all."""
+    if n < 2:
+        return 0
+    return min(max(math.floor(eval_fraction * n + 0.5), min(min_eval, n - 1)), n - 1)
+
+
+def assign(
+    keys: Iterable[str],
+    seed: int,
+    eval_fraction: float,
+    min_eval: int,
+    groups: Iterable[Iterable[str]] = (),
+) -> dict[str, str]:
+    """Maps each key to "train" or "eval".
+
+    `groups` are subsets of the keys that feed different stages (code packages,
+    books). The global draw can miss a small group entirely, leaving a stage
+    with no eval rows, so each group of two or more keys is then topped up to
+    its own count from its lowest ranks; and a group the draw took whole gives
+    its highest-ranked key back to train. Either way a key has one split.
+    """
+    ordered = _ranked(keys, seed)
+    n_eval = _eval_count(len(ordered), eval_fraction, min_eval)
+    result = {k: ("eval" if i < n_eval else "train") for i, k in enumerate(ordered)}
+    for group in groups:
+        members = _ranked(group, seed)
+        want = _eval_count(len(members), eval_fraction, min_eval)
+        have = sum(result[k] == "eval" for k in members)
+        for k in members:
+            if have >= want:
+                break
+            if result[k] == "train":
+                result[k] = "eval"
+                have += 1
+        if len(members) >= 2 and have == len(members):
+            result[members[-1]] = "train"
+    return result
 
 
 def sample(seed: int, *parts: str) -> float:

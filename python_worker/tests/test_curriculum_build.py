@@ -18,6 +18,8 @@ from python_worker.curriculum.output import sha256_file
 from python_worker.tests.test_curriculum_corpus import (
     HUMANEVAL,
     Corpus,
+    _package,
+    _write_manifest,
     elixir_module,
     write_corpus,
 )
@@ -133,6 +135,34 @@ def test_no_source_in_both_splits(built: Built) -> None:
     assert not (train - {"replay"}) & evals
     assert "replay" not in evals  # replay.in_eval is off by default
     assert built.manifest["sources"]["eval"] >= 2
+
+
+def test_every_stage_gets_eval_rows_from_a_small_mixed_corpus(tmp_path: Path) -> None:
+    """Compiled-only packages take no eval slot, and docs get an eval source of
+    their own: one global draw of 1 in 12 would leave two stages without eval."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    rows = [
+        _package(raw, f"code{i}", "1.0.0", {f"lib/code{i}.ex": elixir_module(f"Code{i}", i)}, 10, ["MIT"])
+        for i in range(4)
+    ]
+    rows += [_package(raw, f"beams{i}", "1.0.0", {"ebin/x.beam": b"\x00BEAM"}, 10, ["MIT"]) for i in range(6)]
+    guide = "# Guide {i}\n\nEnum maps a list.\n\n```elixir\niex> Enum.map([1], &(&1 + {i}))\n[{j}]\n```\n"
+    rows += [
+        _package(raw, f"docs{i}", "1.0.0", {"guides/intro.md": guide.format(i=i, j=1 + i)}, 10, ["Apache-2.0"])
+        for i in range(2)
+    ]
+    _write_manifest(raw, rows)
+    config = parse_config(json.dumps({"split": {"eval_fraction": 0.05}, "replay": {"share": 0}, "workers": 1}))
+    for seed in range(4):
+        result = build(
+            BuildRequest(inputs=[str(raw)], out_dir=str(tmp_path / f"out{seed}"), config=config, seed=seed),
+            lambda _event: None,
+            threading.Event(),
+        )
+        stages = result.manifest["stages"]
+        assert all(stages[f"stage{n}"]["eval"]["rows"] > 0 for n in (1, 2, 3)), (seed, stages)
+        assert result.manifest["sources"]["without_files"] == 6
 
 
 def test_every_row_has_source_path_and_licence(built: Built) -> None:

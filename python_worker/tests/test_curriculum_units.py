@@ -236,6 +236,25 @@ def test_split_is_by_key_and_seeded() -> None:
     assert split.assign({"only"}, 0, 0.5, 1) == {"only": "train"}
 
 
+def test_split_gives_every_group_an_eval_key_and_a_train_key() -> None:
+    packages = {f"pkg{i}" for i in range(20)}
+    books = {"guide-a", "guide-b", "guide-c"}
+    plain = split.assign(packages | books, 3, 0.05, 1)
+    grouped = split.assign(packages | books, 3, 0.05, 1, groups=[packages, books])
+    # The global draw (one key of 23) cannot cover both groups; grouping does,
+    # and only ever adds eval keys to the plain draw.
+    assert sum(plain[k] == "eval" for k in packages) == 0 or sum(plain[k] == "eval" for k in books) == 0
+    for group in (packages, books):
+        assert {grouped[k] for k in group} == {"train", "eval"}
+    assert {k for k, v in plain.items() if v == "eval"} <= {k for k, v in grouped.items() if v == "eval"}
+    assert grouped == split.assign(sorted(packages | books), 3, 0.05, 1, groups=[books, packages])
+    # A two-key group the draw took whole gives one key back to train.
+    whole = split.assign({"a", "b", "c", "d"}, 0, 0.5, 2)
+    pair = [k for k, v in whole.items() if v == "eval"]
+    regrouped = split.assign({"a", "b", "c", "d"}, 0, 0.5, 2, groups=[set(pair)])
+    assert sorted(regrouped[k] for k in pair) == ["eval", "train"]
+
+
 def test_preference_prefers_popular_then_newer() -> None:
     from python_worker.curriculum.inputs import Source
 
