@@ -65,7 +65,8 @@ defmodule DevstralElixir.Scrape.Local do
 
     with :ok <- directory(path),
          :ok <- not_inside(path, ctx.out),
-         {:ok, files} <- collect(path, ctx.opts) do
+         {:ok, files} <- collect(path, ctx.opts),
+         :ok <- not_empty(path, files) do
       digest = digest(path, files)
       version = binary_part(digest, 0, 12)
 
@@ -90,6 +91,13 @@ defmodule DevstralElixir.Scrape.Local do
         {:error, {:not_a_directory, "#{path}: #{:file.format_error(reason)}"}}
     end
   end
+
+  # An install with compiled code only (such as /usr/lib/elixir/lib/*) would
+  # otherwise be recorded as a package of no files.
+  defp not_empty(path, []),
+    do: {:error, {:no_source_files, "#{path} has no Elixir, Erlang or Markdown files"}}
+
+  defp not_empty(_path, _files), do: :ok
 
   # Ingesting the output directory into itself would never end.
   defp not_inside(path, out) do

@@ -73,5 +73,18 @@ defmodule DevstralElixir.Scrape.LocalTest do
     assert Local.run([app], out: Path.join(app, "out")).rejected == %{overlaps_out: 1}
   end
 
+  test "a directory of compiled code only is rejected, not recorded empty", %{
+    root: root,
+    out: out
+  } do
+    ebin = Path.join(root, "compiled/ebin")
+    File.mkdir_p!(ebin)
+    File.write!(Path.join(ebin, "app.beam"), <<"FOR1", 0, 0>>)
+
+    assert Local.run([Path.dirname(ebin)], out: out).rejected == %{no_source_files: 1}
+    assert Manifest.read_rows(Manifest.path(out)) == []
+    assert File.read!(Path.join(out, "skipped.jsonl")) =~ "no Elixir, Erlang or Markdown files"
+  end
+
   defp secret_file(root), do: Path.join(root, "secret.ex")
 end
