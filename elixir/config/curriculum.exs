@@ -8,9 +8,10 @@
 [
   name: "elixir",
 
-  # The tiny local model that `make run` builds; a real checkpoint directory or
-  # a hub id (already in the local cache) works the same way.
-  base_model: Path.join(data_dir, "models/tiny-elixir"),
+  # The tiny local model that `make run` builds in the repository (whatever
+  # DATA_DIR is); a real checkpoint directory or a hub id (already in the local
+  # cache) works the same way.
+  base_model: Path.join(root, "data/models/tiny-elixir"),
 
   # Written by BuildDataset (`mix curriculum.build`): stageN/{train,eval}.jsonl.
   dataset_dir: Path.join(data_dir, "datasets/curriculum"),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from python_worker.tests.test_training_fixtures import chat_row, fim_row
-from python_worker.training.data import IGNORE, DataStats, RowEncoder, row_kind
+from python_worker.training.data import IGNORE, DataStats, RowEncoder, encode_files, row_kind
 from python_worker.training.model import load_tokenizer
 
 
@@ -68,3 +70,18 @@ def test_unknown_rows_are_counted_not_fatal(tok):
     stats = DataStats()
     assert RowEncoder(tok, 64).encode({"code": "x"}, stats) == []
     assert stats.skipped["unknown_format"] == 1
+
+
+def test_eval_files_are_capped_by_tokens_in_whole_rows(tok, tmp_path):
+    rows = [{"text": f"defmodule M{i} do\n  def f(x), do: x + {i}\nend\n" * 3} for i in range(50)]
+    path = tmp_path / "eval.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    encoder = RowEncoder(tok, 512)
+    _, whole = encode_files([path], encoder)
+    per_row = whole.tokens / whole.rows
+    cols, capped = encode_files([path], encoder, max_tokens=int(per_row * 10))
+    assert 10 <= capped.rows <= 12 < whole.rows
+    assert capped.tokens >= per_row * 10 - per_row  # the cap is reached, not undershot
+    assert [len(ids) for ids in cols["input_ids"]] == [
+        len(ids) for ids in encode_files([path], encoder, capped.rows)[0]["input_ids"]
+    ]

@@ -119,6 +119,11 @@ class TrainSettings:
         1000,
         "Rows of each eval set used for eval loss (during training and before/after).",
     )
+    max_eval_tokens: int = _f(
+        200_000,
+        "Tokens of each eval set used for eval loss (the rows that reach it, whole): "
+        "periodic evals on a large eval split would otherwise cost more than training.",
+    )
     save_total_limit: int = _f(2, "Checkpoints kept under output_dir/checkpoints.")
     weight_decay: float = _f(0.0, "AdamW weight decay of the LoRA weights.")
     curriculum_order: bool | None = _f(
@@ -227,7 +232,7 @@ def validate(s: TrainSettings, stage: int, model_context: int | None = None) -> 
     for name in (
         "epochs", "max_steps", "batch_size", "gradient_accumulation_steps", "max_seq_length",
         "save_steps", "eval_steps", "early_stopping_patience", "seed", "logging_steps",
-        "max_eval_rows", "save_total_limit", "ewc_fisher_rows",
+        "max_eval_rows", "max_eval_tokens", "save_total_limit", "ewc_fisher_rows",
     ):  # fmt: skip
         integer(name, getattr(s, name))
     for name in (
@@ -286,6 +291,8 @@ def validate(s: TrainSettings, stage: int, model_context: int | None = None) -> 
         raise bad("weight_decay", ">= 0", s.weight_decay)
     if s.max_eval_rows < 1:
         raise bad("max_eval_rows", ">= 1", s.max_eval_rows)
+    if s.max_eval_tokens < 1:
+        raise bad("max_eval_tokens", ">= 1", s.max_eval_tokens)
     if s.ewc_fisher_rows < 1:
         raise bad("ewc_fisher_rows", ">= 1", s.ewc_fisher_rows)
     if s.seed < 0:

@@ -231,16 +231,22 @@ def encode_files(
     limit: int | None = None,
     on_progress: Callable[[DataStats], None] | None = None,
     every: int = 5000,
+    max_tokens: int | None = None,
 ) -> tuple[dict[str, list[list[int]]], DataStats]:
-    """Columns input_ids/labels for every row of the files (at most `limit` rows each)."""
+    """Columns input_ids/labels for the rows of the files: at most `limit` rows of
+    each, and from each only the rows until `max_tokens` tokens are reached (the
+    row that reaches it is kept whole, so no row is ever cut)."""
     stats = DataStats()
     input_ids: list[list[int]] = []
     labels: list[list[int]] = []
     for path in paths:
+        start = stats.tokens
         for row in read_jsonl(path, limit):
             for seq in encoder.encode(row, stats):
                 input_ids.append(seq.input_ids)
                 labels.append(seq.labels)
             if on_progress is not None and stats.rows % every == 0:
                 on_progress(stats)
+            if max_tokens is not None and stats.tokens - start >= max_tokens:
+                break
     return {"input_ids": input_ids, "labels": labels}, stats

@@ -126,7 +126,9 @@ class TrainRecipe:
             )
         )
 
-    def _encode(self, name: str, paths: list[Path], limit: int | None) -> dict[str, list[list[int]]]:
+    def _encode(
+        self, name: str, paths: list[Path], limit: int | None, max_tokens: int | None = None
+    ) -> dict[str, list[list[int]]]:
         encoder = RowEncoder(self.tokenizer, self.s.max_seq_length)
 
         def progress(stats: DataStats) -> None:
@@ -142,7 +144,7 @@ class TrainRecipe:
             )
 
         try:
-            columns, stats = encode_files(paths, encoder, limit, progress)
+            columns, stats = encode_files(paths, encoder, limit, progress, max_tokens=max_tokens)
         except UnicodeDecodeError as exc:
             raise DatasetError(f"{name}: not UTF-8 ({exc})") from None
         self.stats[name] = stats
@@ -195,11 +197,13 @@ class TrainRecipe:
             raise DatasetError(f"{job.split_path('train')}: no row yields a trainable sequence")
         eval_path = job.split_path("eval")
         if eval_path.is_file():
-            self.eval_cols = self._encode("eval", [eval_path], s.max_eval_rows)
+            self.eval_cols = self._encode("eval", [eval_path], s.max_eval_rows, s.max_eval_tokens)
         else:
             self._log(f"{eval_path} is missing: no eval loss, no early stopping")
         if job.general_eval_path:
-            self.general_cols = self._encode("general_eval", eval_files(job.general_eval_path), s.max_eval_rows)
+            self.general_cols = self._encode(
+                "general_eval", eval_files(job.general_eval_path), s.max_eval_rows, s.max_eval_tokens
+            )
         self._check_cancel()
 
         self.emit(
