@@ -382,7 +382,7 @@ class TrainRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., base_model: _Optional[str] = ..., dataset_dir: _Optional[str] = ..., stage: _Optional[int] = ..., output_dir: _Optional[str] = ..., config: _Optional[_Union[TrainConfig, _Mapping]] = ..., resume: _Optional[bool] = ..., init_adapter: _Optional[str] = ..., general_eval_path: _Optional[str] = ...) -> None: ...
 
 class EvaluateRequest(_message.Message):
-    __slots__ = ("job_id", "model", "adapter", "loss_datasets", "benchmarks", "max_problems", "samples_per_problem", "params", "output_path")
+    __slots__ = ("job_id", "model", "adapter", "loss_datasets", "benchmarks", "max_problems", "samples_per_problem", "params", "output_path", "max_loss_tokens")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_FIELD_NUMBER: _ClassVar[int]
@@ -392,6 +392,7 @@ class EvaluateRequest(_message.Message):
     SAMPLES_PER_PROBLEM_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_PATH_FIELD_NUMBER: _ClassVar[int]
+    MAX_LOSS_TOKENS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     model: str
     adapter: str
@@ -401,7 +402,8 @@ class EvaluateRequest(_message.Message):
     samples_per_problem: int
     params: SamplingParams
     output_path: str
-    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[str] = ..., adapter: _Optional[str] = ..., loss_datasets: _Optional[_Iterable[str]] = ..., benchmarks: _Optional[_Iterable[str]] = ..., max_problems: _Optional[int] = ..., samples_per_problem: _Optional[int] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., output_path: _Optional[str] = ...) -> None: ...
+    max_loss_tokens: int
+    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[str] = ..., adapter: _Optional[str] = ..., loss_datasets: _Optional[_Iterable[str]] = ..., benchmarks: _Optional[_Iterable[str]] = ..., max_problems: _Optional[int] = ..., samples_per_problem: _Optional[int] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., output_path: _Optional[str] = ..., max_loss_tokens: _Optional[int] = ...) -> None: ...
 
 class CancelJobRequest(_message.Message):
     __slots__ = ("job_id",)

@@ -330,6 +330,14 @@ def test_evaluate_reports_loss_per_dataset(env, stage1):
         )
     )
     assert base_only[-1].metrics["stage1/eval.loss"] > done.metrics["stage1/eval.loss"]
+    # A token cap keeps whole rows from the start: one token means the first row only.
+    first_row = list(
+        evaluate_events(
+            worker_pb2.EvaluateRequest(model=env["model"], loss_datasets=datasets[:1], max_loss_tokens=1),
+            threading.Event(),
+        )
+    )
+    assert 0 < first_row[-1].metrics["stage1/eval.tokens"] < base_only[-1].metrics["stage1/eval.tokens"]
 
 
 def test_packed_rows_do_not_attend_to_each_other(env):

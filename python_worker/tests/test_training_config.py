@@ -212,6 +212,8 @@ def test_evaluate_validation(paths, tmp_path):
          "loss_datasets[1]: /nope.jsonl does not exist"),
         (worker_pb2.EvaluateRequest(model=str(paths["model"]), adapter=str(tmp_path), loss_datasets=[ok]),
          "adapter: "),
+        (worker_pb2.EvaluateRequest(model=str(paths["model"]), loss_datasets=[ok], max_loss_tokens=-2),
+         "max_loss_tokens must be -1 (all), 0 (default) or positive, got -2"),
     ]  # fmt: skip
     for req, message in cases:
         with pytest.raises(InvalidRequest) as err:

@@ -23,6 +23,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from python_worker.training.data import DEFAULT_EVAL_TOKENS
 from python_worker.training.errors import InvalidRequest
 
 # The seed projects' LoRA targets: every attention and MLP projection.
@@ -120,7 +121,7 @@ class TrainSettings:
         "Rows of each eval set used for eval loss (during training and before/after).",
     )
     max_eval_tokens: int = _f(
-        200_000,
+        DEFAULT_EVAL_TOKENS,
         "Tokens of each eval set used for eval loss (the rows that reach it, whole): "
         "periodic evals on a large eval split would otherwise cost more than training.",
     )

@@ -225,6 +225,11 @@ class RowEncoder:
         return []
 
 
+# Tokens of an eval set used for eval loss unless configured otherwise: enough
+# for a stable mean, small enough that evals never cost more than training.
+DEFAULT_EVAL_TOKENS = 200_000
+
+
 def encode_files(
     paths: list[Path],
     encoder: RowEncoder,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from python_worker.training import checkpoints
 from python_worker.training import model as model_mod
-from python_worker.training.data import DatasetError, RowEncoder, encode_files
+from python_worker.training.data import DEFAULT_EVAL_TOKENS, DatasetError, RowEncoder, encode_files
 from python_worker.training.errors import Cancelled, InvalidRequest
 from python_worker.training.evaluation import eval_loss
 from python_worker.training.events import (
@@ -43,6 +43,9 @@ class EvalJob:
     job_id: str = ""
     max_seq_length: int = 0
     batch_size: int = DEFAULT_BATCH
+    # Per loss dataset, in whole rows: 0 = DEFAULT_EVAL_TOKENS, -1 = all rows;
+    # after validation, None means all rows.
+    max_tokens: int | None = 0
 
 
 def validate_eval(job: EvalJob, benchmarks: list[str] | None = None) -> EvalJob:
@@ -69,9 +72,12 @@ def validate_eval(job: EvalJob, benchmarks: list[str] | None = None) -> EvalJob:
     max_len = job.max_seq_length or min(DEFAULT_MAX_LEN, context)
     if max_len > context:
         raise InvalidRequest(f"max_seq_length must be <= {context}, got {max_len}")
+    if job.max_tokens is not None and job.max_tokens < -1:
+        raise InvalidRequest(f"max_loss_tokens must be -1 (all), 0 (default) or positive, got {job.max_tokens}")
+    max_tokens = None if job.max_tokens in (None, -1) else job.max_tokens or DEFAULT_EVAL_TOKENS
     return EvalJob(
         job.model, job.adapter, list(job.loss_datasets), job.output_path, job.job_id, max_len,
-        job.batch_size or DEFAULT_BATCH,
+        job.batch_size or DEFAULT_BATCH, max_tokens,
     )  # fmt: skip
 
 
@@ -123,7 +129,7 @@ def run_evaluation(job: EvalJob, emit: Emit, cancel: threading.Event) -> str:
                     elapsed_ms=ms(),
                 )
             )
-            cols, stats = encode_files([Path(path)], encoder)
+            cols, stats = encode_files([Path(path)], encoder, max_tokens=job.max_tokens)
             result = eval_loss(model, cols, job.batch_size, tokenizer.pad_token_id, cancel)
             metrics[f"{name}.loss"] = result.loss
             metrics[f"{name}.perplexity"] = result.perplexity
@@ -135,6 +141,7 @@ def run_evaluation(job: EvalJob, emit: Emit, cancel: threading.Event) -> str:
                 "tokens": result.tokens,
                 "rows": stats.rows,
                 "sequences": result.sequences,
+                "max_tokens": job.max_tokens,
             }
             if result.tokens:
                 total_loss += result.loss * result.tokens

@@ -130,6 +130,7 @@ def evaluate_events(req: worker_pb2.EvaluateRequest, cancel: threading.Event) ->
             loss_datasets=list(req.loss_datasets),
             output_path=req.output_path,
             job_id=req.job_id,
+            max_tokens=req.max_loss_tokens,
         ),
         list(req.benchmarks),
     )

@@ -1311,7 +1311,8 @@ defmodule DevstralElixir.Proto.EvaluateRequest do
             max_problems: 0,
             samples_per_problem: 0,
             params: nil,
-            output_path: ""
+            output_path: "",
+            max_loss_tokens: 0
 
   @type t :: %__MODULE__{
           job_id: String.t(),
@@ -1324,7 +1325,10 @@ defmodule DevstralElixir.Proto.EvaluateRequest do
           max_problems: integer(),
           samples_per_problem: integer(),
           params: DevstralElixir.Proto.SamplingParams.t() | nil,
-          output_path: String.t()
+          output_path: String.t(),
+          # Tokens of each loss dataset used, in whole rows from its start:
+          # 0 = the default (200,000), -1 = every row.
+          max_loss_tokens: integer()
         }
 
   @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.EvaluateRequest", [
@@ -1341,7 +1345,8 @@ defmodule DevstralElixir.Proto.EvaluateRequest do
               type: {:message, DevstralElixir.Proto.SamplingParams},
               kind: :optional
             },
-            %{number: 9, name: :output_path, type: :string, kind: :scalar}
+            %{number: 9, name: :output_path, type: :string, kind: :scalar},
+            %{number: 10, name: :max_loss_tokens, type: :int32, kind: :scalar}
           ])
 
   @doc "Encodes the message as protobuf bytes."
