@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+# On CPU, bitsandbytes first tries optimised 4-bit kernels from the `kernels`
+# package, which downloads them from the model hub at run time (unreachable
+# here), warns, and uses its built-in CPU path: the warning is noise.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 from python_worker.training.config import TrainSettings
 
