@@ -188,10 +188,12 @@ class RowEncoder:
         )
 
     def _tokenize(self, text: str, spans: list[tuple[int, int]] | None) -> tuple[list[int], list[int]]:
+        # verbose=False: whole rows are tokenized and then cut into windows of
+        # max_seq_length here, so "longer than the model's maximum" is expected.
         if spans is None:
-            ids = self.tok(text, add_special_tokens=False)["input_ids"]
+            ids = self.tok(text, add_special_tokens=False, verbose=False)["input_ids"]
             return ids, list(ids)
-        enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         ids = enc["input_ids"]
         labels = []
         for token, (s, e) in zip(ids, enc["offset_mapping"], strict=True):
