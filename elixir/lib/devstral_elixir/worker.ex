@@ -435,17 +435,13 @@ defmodule DevstralElixir.Worker do
     case HealthResponse.decode(payload) do
       {:ok, %HealthResponse{status: "ready", model: model}} ->
         if state.status != :ready, do: Logger.info("worker ready: #{model && model.id}")
-        Process.send_after(self(), :poll_health, state.opts[:refresh_ms])
-        state = release_waiters(state)
-        %{state | status: :ready, model: model, failure: nil, failures: 0}
+        started(state, status: :ready, model: model, failure: nil)
 
       {:ok, %HealthResponse{status: "failed: " <> reason}} ->
         if state.failure != reason,
           do: Logger.error("the worker's default model failed: #{reason}")
 
-        Process.send_after(self(), :poll_health, state.opts[:refresh_ms])
-        state = release_waiters(state)
-        %{state | status: :failed, failure: reason, failures: 0}
+        started(state, status: :failed, failure: reason)
 
       {:ok, _starting} ->
         Process.send_after(self(), :poll_health, state.opts[:health_interval_ms])
@@ -468,9 +464,12 @@ defmodule DevstralElixir.Worker do
 
   defp handle_health(state, _frame), do: state
 
-  defp release_waiters(state) do
+  # Ready or failed, the worker has started: `await_ready/2` callers go on, and
+  # polling slows to `:refresh_ms` to follow models loaded by other clients.
+  defp started(state, changes) do
+    Process.send_after(self(), :poll_health, state.opts[:refresh_ms])
     for waiter <- state.waiters, do: GenServer.reply(waiter, :ok)
-    %{state | waiters: []}
+    struct!(state, [waiters: [], failures: 0] ++ changes)
   end
 
   defp cancel_call(state, id) do
