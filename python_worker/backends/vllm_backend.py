@@ -13,11 +13,19 @@ aborts the request in the engine, which frees its KV cache blocks.
 
 GPU selection: vLLM uses the visible CUDA devices, so run one worker per GPU
 with CUDA_VISIBLE_DEVICES set (the host does) rather than DEVICE=cuda:N.
+
+LoRA: vLLM sizes its LoRA buffers once, at engine start, from `max_lora_rank`
+(default 16, below our training default of 32) and `max_loras`, and refuses an
+adapter that does not fit only when the first request uses it. So the engine
+arguments are derived from the adapters' own adapter_config.json files, and an
+adapter vLLM cannot serve is rejected before the model loads, saying why
+(`lora_engine_args`, `check_adapter`: plain functions, testable without vLLM).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -39,6 +47,99 @@ from python_worker.errors import failed_precondition, not_found
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "install the extra on a CUDA machine: pip install './python_worker[vllm]'"
+
+
+# The ranks vLLM's LoRA kernels are built for (its LoRAConfig accepts only these).
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+# Whole-weight copies and LoRA on these layers need vLLM's extra-vocabulary LoRA
+# path, which it does not offer for our models (Qwen2 family): train with
+# train_embeddings=False, or merge the adapter and serve the merged model.
+_EMBEDDING_LAYERS = ("embed_tokens", "lm_head", "wte", "embed_in", "embed_out")
+_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+@dataclasses.dataclass(frozen=True)
+class AdapterSpec:
+    """What vLLM needs to know about one adapter directory."""
+
+    path: Path
+    rank: int
+
+
+def check_adapter(adapter_dir: str | Path) -> AdapterSpec:
+    """Read `adapter_dir/adapter_config.json`; raise FAILED_PRECONDITION naming the
+    reason if vLLM could not serve this adapter, NOT_FOUND if it is missing."""
+    path = Path(adapter_dir).expanduser()
+    if not path.is_dir():
+        raise not_found(f"adapter directory {adapter_dir} does not exist")
+    cfg_path = path / "adapter_config.json"
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise not_found(f"{cfg_path} does not exist: not a PEFT adapter directory") from exc
+    except (OSError, ValueError) as exc:
+        raise failed_precondition(f"{cfg_path} is not readable JSON: {exc}") from exc
+    if not isinstance(cfg, dict):
+        raise failed_precondition(f"{cfg_path} must hold a JSON object, got {type(cfg).__name__}")
+
+    problems: list[str] = []
+    if cfg.get("peft_type", "LORA") != "LORA":
+        problems.append(f"peft_type is {cfg.get('peft_type')!r}; vLLM serves only LORA adapters")
+    rank = cfg.get("r")
+    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+        problems.append(f"r must be a positive integer, got {rank!r}")
+        rank = 0
+    elif rank > VLLM_LORA_RANKS[-1]:
+        problems.append(f"rank r={rank} is above {VLLM_LORA_RANKS[-1]}, the largest LoRA rank vLLM supports")
+    saved = cfg.get("modules_to_save") or []
+    if saved:
+        embeds = [m for m in saved if any(e in str(m) for e in _EMBEDDING_LAYERS)]
+        why = (
+            f"trains the full {', '.join(map(str, embeds))} weights, which vLLM's LoRA cannot serve"
+            if embeds
+            else "vLLM's LoRA does not load whole-module copies"
+        )
+        problems.append(
+            f"modules_to_save={saved!r} {why}; merge the adapter into the base model and serve the merged model"
+        )
+    targets = cfg.get("target_modules") or []
+    if isinstance(targets, str):  # peft allows a regex string; vLLM matches it itself
+        targets = [targets]
+    lora_embeds = [t for t in targets if any(e in str(t) for e in _EMBEDDING_LAYERS)]
+    if lora_embeds:
+        problems.append(f"target_modules {lora_embeds!r} put LoRA on embedding layers, which vLLM cannot serve")
+    if cfg.get("use_dora"):
+        problems.append("use_dora is set; vLLM does not serve DoRA adapters")
+    if cfg.get("bias", "none") != "none":
+        problems.append(f"bias={cfg.get('bias')!r}; vLLM serves LoRA adapters with bias='none' only")
+    if not any((path / f).is_file() for f in _WEIGHT_FILES):
+        problems.append(f"no weights ({' or '.join(_WEIGHT_FILES)})")
+    if problems:
+        raise failed_precondition(f"vLLM cannot serve the adapter {adapter_dir}: " + "; ".join(problems))
+    return AdapterSpec(path=path, rank=rank)
+
+
+def supported_rank(rank: int) -> int:
+    """The smallest rank vLLM supports that holds `rank`."""
+    for r in VLLM_LORA_RANKS:
+        if r >= rank:
+            return r
+    raise failed_precondition(f"LoRA rank {rank} is above {VLLM_LORA_RANKS[-1]}, the largest vLLM supports")
+
+
+def lora_engine_args(adapters: list[AdapterSpec]) -> dict[str, Any]:
+    """vLLM engine arguments that fit every adapter to be served (none: LoRA off).
+
+    max_lora_rank is rounded up to a rank vLLM supports; max_loras is the number
+    of distinct adapters, so all of them can be in one batch.
+    """
+    if not adapters:
+        return {"enable_lora": False}
+    return {
+        "enable_lora": True,
+        "max_lora_rank": supported_rank(max(a.rank for a in adapters)),
+        "max_loras": len({a.path.resolve() for a in adapters}),
+    }
 
 
 def import_engine() -> tuple[Any, Any]:
@@ -83,11 +184,13 @@ class VllmBackend:
             path = str(Path(path).expanduser())
             if not Path(path).exists():
                 raise not_found(f"model directory {options.model} does not exist")
+        # Checked before the (slow) engine start, so a bad adapter fails in seconds.
+        adapters = [check_adapter(options.adapter)] if options.adapter else []
         wanted: dict[str, Any] = {
             "model": path,
             "dtype": options.dtype,
-            "enable_lora": bool(options.adapter),
             "disable_log_stats": True,
+            **lora_engine_args(adapters),
         }
         known = {f.name for f in dataclasses.fields(engine_args)}
         try:
@@ -95,12 +198,10 @@ class VllmBackend:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
         except (OSError, ValueError) as exc:
             raise failed_precondition(f"could not load model {options.model} with vLLM: {exc}") from exc
-        if options.adapter:
+        if adapters:
             from vllm.lora.request import LoRARequest
 
-            if not Path(options.adapter).expanduser().is_dir():
-                raise not_found(f"adapter directory {options.adapter} does not exist")
-            self._lora = LoRARequest("adapter", 1, str(Path(options.adapter).expanduser()))
+            self._lora = LoRARequest("adapter", 1, str(adapters[0].path))
 
         model_config = getattr(self.engine, "model_config", None) or getattr(
             getattr(self.engine, "engine", None), "model_config", None

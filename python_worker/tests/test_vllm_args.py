@@ -1,0 +1,135 @@
+"""vLLM engine arguments and adapter rejection: plain functions, tested without vLLM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from python_worker.backends.vllm_backend import AdapterSpec, check_adapter, lora_engine_args, supported_rank
+from python_worker.errors import WorkerError
+
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def adapter(tmp_path: Path, name: str = "a", weights: bool = True, **overrides: Any) -> Path:
+    """An adapter directory as peft saves it for our training defaults, with `overrides`."""
+    cfg: dict[str, Any] = {
+        "peft_type": "LORA",
+        "r": 32,
+        "lora_alpha": 64,
+        "target_modules": TARGETS,
+        "modules_to_save": None,
+        "bias": "none",
+        "use_dora": False,
+        **overrides,
+    }
+    d = tmp_path / name
+    d.mkdir()
+    (d / "adapter_config.json").write_text(json.dumps(cfg))
+    if weights:
+        (d / "adapter_model.safetensors").write_bytes(b"\0" * 8)
+    return d
+
+
+def rejection(path: Path) -> WorkerError:
+    with pytest.raises(WorkerError) as raised:
+        check_adapter(path)
+    return raised.value
+
+
+def test_our_default_adapter_is_accepted_with_its_rank(tmp_path: Path) -> None:
+    d = adapter(tmp_path)
+    assert check_adapter(d) == AdapterSpec(path=d, rank=32)
+
+
+@pytest.mark.parametrize(
+    ("rank", "expected"),
+    [(1, 8), (8, 8), (9, 16), (16, 16), (32, 32), (33, 64), (200, 256), (257, 320), (321, 512), (512, 512)],
+)
+def test_rank_rounds_up_to_one_vllm_supports(rank: int, expected: int) -> None:
+    assert supported_rank(rank) == expected
+
+
+def test_engine_args_fit_the_largest_adapter_and_count_them(tmp_path: Path) -> None:
+    specs = [
+        check_adapter(adapter(tmp_path, "small", r=8)),
+        check_adapter(adapter(tmp_path, "ours", r=32)),
+        check_adapter(adapter(tmp_path, "odd", r=48)),
+    ]
+    assert lora_engine_args(specs) == {"enable_lora": True, "max_lora_rank": 64, "max_loras": 3}
+
+
+def test_default_rank_32_is_above_vllms_default_16(tmp_path: Path) -> None:
+    args = lora_engine_args([check_adapter(adapter(tmp_path))])
+    assert args["max_lora_rank"] == 32 and args["max_loras"] == 1
+
+
+def test_the_same_adapter_twice_counts_once(tmp_path: Path) -> None:
+    spec = check_adapter(adapter(tmp_path))
+    assert lora_engine_args([spec, spec])["max_loras"] == 1
+
+
+def test_no_adapter_leaves_lora_off() -> None:
+    assert lora_engine_args([]) == {"enable_lora": False}
+
+
+@pytest.mark.parametrize("module", ["embed_tokens", "lm_head"])
+def test_trained_embeddings_are_rejected_with_the_reason(tmp_path: Path, module: str) -> None:
+    err = rejection(adapter(tmp_path, modules_to_save=[module]))
+    assert err.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert module in err.message and "modules_to_save" in err.message
+    assert "merge" in err.message  # says what to do instead
+
+
+def test_lora_on_embedding_layers_is_rejected(tmp_path: Path) -> None:
+    err = rejection(adapter(tmp_path, target_modules=[*TARGETS, "lm_head"]))
+    assert "target_modules" in err.message and "lm_head" in err.message
+
+
+def test_rank_above_512_is_rejected(tmp_path: Path) -> None:
+    err = rejection(adapter(tmp_path, r=1024))
+    assert err.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "r=1024" in err.message and "512" in err.message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"r": 0}, "r must be a positive integer"),
+        ({"r": "32"}, "r must be a positive integer"),
+        ({"use_dora": True}, "DoRA"),
+        ({"bias": "all"}, "bias='all'"),
+        ({"peft_type": "IA3"}, "peft_type"),
+    ],
+)
+def test_other_unservable_adapters_name_the_reason(tmp_path: Path, overrides: dict, words: str) -> None:
+    assert words in rejection(adapter(tmp_path, **overrides)).message
+
+
+def test_every_problem_is_listed_in_one_message(tmp_path: Path) -> None:
+    msg = rejection(adapter(tmp_path, r=1024, modules_to_save=["embed_tokens"], use_dora=True)).message
+    assert "r=1024" in msg and "embed_tokens" in msg and "DoRA" in msg
+    assert str(tmp_path / "a") in msg
+
+
+def test_missing_weights_are_rejected(tmp_path: Path) -> None:
+    assert "adapter_model.safetensors" in rejection(adapter(tmp_path, weights=False)).message
+
+
+def test_missing_directory_or_config_is_not_found(tmp_path: Path) -> None:
+    assert rejection(tmp_path / "nope").code == grpc.StatusCode.NOT_FOUND
+    (tmp_path / "empty").mkdir()
+    err = rejection(tmp_path / "empty")
+    assert err.code == grpc.StatusCode.NOT_FOUND and "adapter_config.json" in err.message
+
+
+def test_unreadable_config_names_the_file(tmp_path: Path) -> None:
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / "adapter_config.json").write_text("{not json")
+    err = rejection(d)
+    assert err.code == grpc.StatusCode.FAILED_PRECONDITION and "adapter_config.json" in err.message
