@@ -57,7 +57,8 @@ from python_worker.curriculum.errors import BuildCancelled, InvalidRequest
 from python_worker.curriculum.pool import WorkerPool, available_cores
 from python_worker.curriculum.worker import FileJob, ScanResult, dumps
 
-DEFAULT_EVAL_DIR = REPO_ROOT.parent / "shared" / "eval"
+# The public eval sets ship with the project, so a fresh clone decontaminates by default.
+DEFAULT_EVAL_DIR = REPO_ROOT / "evals"
 MAX_ERRORS_LISTED = 20
 
 

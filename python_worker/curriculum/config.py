@@ -126,8 +126,8 @@ class DedupConfig:
 class DecontamConfig:
     eval_dir: str = _f(
         "auto",
-        "Directory whose every *.jsonl is an eval set; 'auto' is <repo>/../shared/eval when "
-        "it exists, 'none' disables it.",
+        "Directory whose every *.jsonl is an eval set; 'auto' is <repo>/evals (the "
+        "public MultiPL-E Elixir sets shipped with the project), 'none' disables it.",
     )
     eval_files: list[str] = _f([], "Extra eval JSONL files (added to the request's eval_files).")
     ngram: int = _f(

@@ -16,6 +16,7 @@ from python_worker.curriculum import BuildRequest, InvalidRequest, Progress, par
 from python_worker.curriculum.build import build
 from python_worker.curriculum.output import sha256_file
 from python_worker.tests.test_curriculum_corpus import (
+    EVALS,
     HUMANEVAL,
     Corpus,
     _package,
@@ -25,8 +26,6 @@ from python_worker.tests.test_curriculum_corpus import (
 )
 
 CODE = elixir_module("Partial", 1)
-
-pytestmark = pytest.mark.skipif(not HUMANEVAL.exists(), reason="../shared/eval is not present")
 
 TEST_CONFIG = {"split": {"eval_fraction": 0.3}, "stage2": {"fim_rows_per_file": 3}}
 
@@ -121,6 +120,14 @@ def test_decontamination_counts_per_eval_set(built: Built) -> None:
     assert d["extra_eval"] == {"files": 1, "ngram": 0, "solution": 1}
     assert d["multipl-e-mbpp-elixir"]["files"] == 0
     assert [e["name"] for e in built.manifest["eval_sets"]][-1] == "extra_eval"
+
+
+def test_the_shipped_eval_sets_are_the_default(built: Built) -> None:
+    # No eval_dir in the config: the builder decontaminates against evals/ in the project.
+    sets = {e["name"]: Path(e["path"]) for e in built.manifest["eval_sets"]}
+    assert sets["multipl-e-humaneval-elixir"] == HUMANEVAL.resolve()
+    assert sets["multipl-e-mbpp-elixir"] == (EVALS / "multipl-e-mbpp-elixir.jsonl").resolve()
+    assert built.manifest["config"]["decontam"]["eval_dir"] == str(EVALS.resolve())
 
 
 def test_newer_version_is_kept_over_its_duplicates(built: Built) -> None:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from python_worker.config import REPO_ROOT
 
-SHARED_EVAL = REPO_ROOT.parent / "shared" / "eval"
-HUMANEVAL = SHARED_EVAL / "multipl-e-humaneval-elixir.jsonl"
+# The eval sets ship with the project (evals/): tests that need them fail, never skip, without them.
+EVALS = REPO_ROOT / "evals"
+HUMANEVAL = EVALS / "multipl-e-humaneval-elixir.jsonl"
 
 WORDS = [
     "alpha",

@@ -12,11 +12,12 @@ import grpc
 import pytest
 
 from python_worker.config import REPO_ROOT
+from python_worker.curriculum import inputs as curriculum_inputs
 from python_worker.curriculum.errors import InvalidRequest
 from python_worker.curriculum.rpc import build_dataset_events
 from python_worker.errors import WorkerError
 from python_worker.proto import worker_pb2
-from python_worker.tests.test_curriculum_corpus import HUMANEVAL, Corpus, write_corpus
+from python_worker.tests.test_curriculum_corpus import Corpus, write_corpus
 
 JobEvent = worker_pb2.JobEvent
 FAST = json.dumps({"workers": 1, "replay": {"share": 0.0}, "stage3": {"enabled": False}})
@@ -39,7 +40,6 @@ def _req(corpus: Corpus, out: Path, **kw: object) -> worker_pb2.BuildDatasetRequ
     return worker_pb2.BuildDatasetRequest(**fields)
 
 
-@pytest.mark.skipif(not HUMANEVAL.exists(), reason="../shared/eval is not present")
 def test_events_end_with_completed(corpus: Corpus, tmp_path: Path) -> None:
     out = tmp_path / "ds"
     events = list(build_dataset_events(_req(corpus, out, eval_files=[str(corpus.extra_eval)]), threading.Event()))
@@ -89,14 +89,24 @@ def test_cancel_yields_cancelled_and_writes_nothing(corpus: Corpus, tmp_path: Pa
     assert not out.exists() and not list(tmp_path.glob(".ds.tmp-*"))
 
 
-def test_closing_the_stream_cancels_the_build(corpus: Corpus, tmp_path: Path) -> None:
+def test_closing_the_stream_cancels_the_build(corpus: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "ds"
     cancel = threading.Event()
+    # The build lists its files only once the stream is closed, so it is still
+    # running when the client goes away (otherwise a fast build could win the race).
+    real_list_files = curriculum_inputs.list_files
+
+    def list_files_after_close(source: curriculum_inputs.Source) -> list[tuple[str, int]]:
+        assert cancel.wait(timeout=60), "the stream was never closed"
+        return real_list_files(source)
+
+    monkeypatch.setattr(curriculum_inputs, "list_files", list_files_after_close)
     stream = build_dataset_events(_req(corpus, out), cancel)
     first = next(stream)
     assert first.kind == JobEvent.PROGRESS
-    stream.close()  # the client went away
-    assert cancel.is_set() or out.exists()  # either stopped, or it had already finished
+    stream.close()  # the client went away: cancel is set and the build joined
+    assert cancel.is_set()
+    assert not out.exists()
     assert not list(tmp_path.glob(".ds.tmp-*"))
 
 
@@ -135,7 +145,6 @@ def test_cli(corpus: Corpus, tmp_path: Path) -> None:
     assert "scan" in ok.stderr and "done" in ok.stderr
 
 
-@pytest.mark.skipif(not HUMANEVAL.exists(), reason="../shared/eval is not present")
 def test_two_builds_in_one_process_at_once(corpus: Corpus, tmp_path: Path) -> None:
     # Inline builds (one worker) keep their state per thread, so two concurrent
     # RPCs in one worker process must not mix their configs or caches.

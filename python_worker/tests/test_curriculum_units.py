@@ -92,7 +92,7 @@ def test_near_dup_index_keeps_the_first_copy() -> None:
 def _index(tmp_path: Path, rows: list[dict]) -> decontam.DecontamIndex:
     extra = tmp_path / "extra.jsonl"
     extra.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    files = decontam.eval_files(HUMANEVAL.parent if HUMANEVAL.exists() else None, [str(extra)])
+    files = decontam.eval_files(HUMANEVAL.parent, [str(extra)])
     return decontam.build_index(files, 10, ["prompt", "tests", "canonical_solution"], ["canonical_solution"], 3)
 
 
@@ -102,7 +102,6 @@ def _hits(index: decontam.DecontamIndex, text: str) -> list[tuple[str, str]]:
     return index.check(lexer.ngram_hashes(lexer.token_hashes(lexer.tokens(text)), index.ngram))
 
 
-@pytest.mark.skipif(not HUMANEVAL.exists(), reason="../shared/eval is not present")
 def test_decontam_hits_prompts_and_solutions_not_boilerplate(tmp_path: Path) -> None:
     solution = "Enum.reduce(list, 0, fn x, acc -> x * x + acc end) |> Kernel.div(length(list))"
     index = _index(tmp_path, [{"prompt": "# mean of squares", "canonical_solution": solution}])

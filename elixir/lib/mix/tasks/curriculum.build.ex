@@ -16,7 +16,8 @@ defmodule Mix.Tasks.Curriculum.Build do
     * `--config FILE` - builder settings, `.json` or `.exs` (a map); defaults otherwise
     * `--seed N` - the split and sampling seed; the same inputs and seed give identical bytes
     * `--eval-file F` - an extra evaluation JSONL to decontaminate against (repeatable;
-      the public sets in `../shared/eval/` are always used)
+      the public sets in the project's `evals/` are used unless the config's
+      `decontam.eval_dir` names another directory or `"none"`)
 
   Output: `OUT/stage{1,2,3}/{train,eval}.jsonl`, `OUT/manifest.json` and
   `OUT/REPORT.md`. Bad input (a missing directory, a broken manifest, a
