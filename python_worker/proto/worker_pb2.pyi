@@ -360,7 +360,7 @@ class TrainConfig(_message.Message):
     def __init__(self, epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., learning_rate: _Optional[float] = ..., batch_size: _Optional[int] = ..., gradient_accumulation_steps: _Optional[int] = ..., max_seq_length: _Optional[int] = ..., warmup_ratio: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., save_steps: _Optional[int] = ..., eval_steps: _Optional[int] = ..., early_stopping_patience: _Optional[int] = ..., early_stopping_threshold: _Optional[float] = ..., quantization: _Optional[str] = ..., gradient_checkpointing: _Optional[bool] = ..., packing: _Optional[bool] = ..., regularizer: _Optional[str] = ..., regularizer_weight: _Optional[float] = ..., seed: _Optional[int] = ..., lora: _Optional[_Union[LoraConfig, _Mapping]] = ...) -> None: ...
 
 class TrainRequest(_message.Message):
-    __slots__ = ("job_id", "base_model", "dataset_dir", "stage", "output_dir", "config", "resume", "init_adapter", "general_eval_path")
+    __slots__ = ("job_id", "base_model", "dataset_dir", "stage", "output_dir", "config", "resume", "init_adapter", "general_eval_path", "validate_only")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
     DATASET_DIR_FIELD_NUMBER: _ClassVar[int]
@@ -370,6 +370,7 @@ class TrainRequest(_message.Message):
     RESUME_FIELD_NUMBER: _ClassVar[int]
     INIT_ADAPTER_FIELD_NUMBER: _ClassVar[int]
     GENERAL_EVAL_PATH_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     base_model: str
     dataset_dir: str
@@ -379,7 +380,8 @@ class TrainRequest(_message.Message):
     resume: bool
     init_adapter: str
     general_eval_path: str
-    def __init__(self, job_id: _Optional[str] = ..., base_model: _Optional[str] = ..., dataset_dir: _Optional[str] = ..., stage: _Optional[int] = ..., output_dir: _Optional[str] = ..., config: _Optional[_Union[TrainConfig, _Mapping]] = ..., resume: _Optional[bool] = ..., init_adapter: _Optional[str] = ..., general_eval_path: _Optional[str] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, job_id: _Optional[str] = ..., base_model: _Optional[str] = ..., dataset_dir: _Optional[str] = ..., stage: _Optional[int] = ..., output_dir: _Optional[str] = ..., config: _Optional[_Union[TrainConfig, _Mapping]] = ..., resume: _Optional[bool] = ..., init_adapter: _Optional[str] = ..., general_eval_path: _Optional[str] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class EvaluateRequest(_message.Message):
     __slots__ = ("job_id", "model", "adapter", "loss_datasets", "benchmarks", "max_problems", "samples_per_problem", "params", "output_path", "max_loss_tokens")

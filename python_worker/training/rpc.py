@@ -19,7 +19,8 @@ import threading
 from collections.abc import Iterator
 
 from python_worker.proto import worker_pb2
-from python_worker.training.config import TrainSettings, merge
+from python_worker.training.config import TrainSettings, merge, resolved, validate
+from python_worker.training.errors import InvalidRequest
 from python_worker.training.evaluate import EvalJob, run_evaluation, validate_eval
 from python_worker.training.events import Event
 from python_worker.training.job import TrainJob, validate_job
@@ -113,11 +114,41 @@ def job_from_proto(req: worker_pb2.TrainRequest) -> TrainJob:
 
 
 def train_events(req: worker_pb2.TrainRequest, cancel: threading.Event) -> Iterator[worker_pb2.JobEvent]:
-    """Validate now (InvalidRequest), then stream the stage's training events."""
+    """Validate now (InvalidRequest), then stream the stage's training events.
+
+    With `validate_only`, nothing is trained: one COMPLETED event, or InvalidRequest.
+    """
+    if req.validate_only:
+        return iter([_validated(req)])
     job = validate_job(job_from_proto(req))
     return _proto_stream(
         run_streaming(lambda emit, c: run_training(job, emit, c), cancel, f"train-{req.job_id}"),
         req.job_id,
+    )
+
+
+def _validated(req: worker_pb2.TrainRequest) -> worker_pb2.JobEvent:
+    """COMPLETED when Train would accept `req`; else InvalidRequest naming every problem found.
+
+    validate_job stops at its first problem, and the paths come before the
+    settings, so the settings are also checked on their own: a missing base
+    model does not hide a bad learning rate.
+    """
+    problems: list[str] = []
+    job = job_from_proto(req)
+    for check in (lambda: validate_job(job), lambda: validate(resolved(job.settings, job.stage), job.stage)):
+        try:
+            check()
+        except InvalidRequest as exc:
+            if str(exc) not in problems:
+                problems.append(str(exc))
+    if problems:
+        raise InvalidRequest("; ".join(problems))
+    return worker_pb2.JobEvent(
+        job_id=req.job_id,
+        kind=worker_pb2.JobEvent.COMPLETED,
+        phase="validate",
+        message="the request is valid; nothing was trained (validate_only)",
     )
 
 

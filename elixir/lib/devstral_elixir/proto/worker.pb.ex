@@ -1245,7 +1245,8 @@ defmodule DevstralElixir.Proto.TrainRequest do
             config: nil,
             resume: false,
             init_adapter: "",
-            general_eval_path: ""
+            general_eval_path: "",
+            validate_only: false
 
   @type t :: %__MODULE__{
           job_id: String.t(),
@@ -1261,7 +1262,11 @@ defmodule DevstralElixir.Proto.TrainRequest do
           # The previous stage's adapter to start from.
           init_adapter: String.t(),
           # General-code eval set for the forgetting guard.
-          general_eval_path: String.t()
+          general_eval_path: String.t(),
+          # Check the request as Train would (model, dataset, output directory,
+          # every training setting) without training: the stream is one COMPLETED
+          # event, or the call fails with INVALID_ARGUMENT listing every problem found.
+          validate_only: boolean()
         }
 
   @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.TrainRequest", [
@@ -1278,7 +1283,8 @@ defmodule DevstralElixir.Proto.TrainRequest do
             },
             %{number: 7, name: :resume, type: :bool, kind: :scalar},
             %{number: 8, name: :init_adapter, type: :string, kind: :scalar},
-            %{number: 9, name: :general_eval_path, type: :string, kind: :scalar}
+            %{number: 9, name: :general_eval_path, type: :string, kind: :scalar},
+            %{number: 10, name: :validate_only, type: :bool, kind: :scalar}
           ])
 
   @doc "Encodes the message as protobuf bytes."
