@@ -7,19 +7,33 @@ by kind so the manifest shows how much was found.
 Placeholders are fixed strings (<PRIVATE_KEY>, <AWS_KEY>, <SECRET>, <EMAIL>), so
 the output is deterministic and a model learns "a secret goes here".
 
+What is found:
+- exact formats: PEM private keys (also inside JSON with escaped newlines, as in
+  Google service-account files), AWS key ids, GitHub/Slack/Stripe/OpenAI/GitLab/
+  Google API tokens, JWTs, Slack webhook URLs, passwords in database URLs;
+- gitleaks' generic rule: a name containing key, secret, token, passw(or)d, pwd,
+  credential, auth, api or salt, an assignment (`name: "v"`, `name = "v"`,
+  `"name" => "v"`, `@name "v"`, `:name, "v"`, `{name, <<"v">>}`, `NAME=v`,
+  `"name": "v"`, `System.get_env("NAME") || "v"`), then a literal that is not a
+  placeholder and whose Shannon entropy is high enough. Names that say "this is
+  a secret" (password, secret, token, salt) need less entropy than names that
+  only say "key" or "api", where identifiers and paths are common values.
+
 Speed matters (every byte of the corpus passes through here), so each search
 starts from something cheap to find: a substring test before a regex, a literal
-"@" for e-mail addresses, and plain `str.find` for the secret-like key names,
-with the regex only anchored at the hits.
+"@" for e-mail addresses, "://" for URLs, and plain `str.find` for the key
+words, with the regexes only anchored at the hits.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 
 from python_worker.curriculum.config import ScrubConfig
 
+# `.*?` also spans literal "\n" escapes, so a key inside a JSON string is found too.
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN ((?:RSA |DSA |EC |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----"
     r".*?-----END \1-----",
@@ -34,7 +48,9 @@ _AWS_SECRET = re.compile(
     r"([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"
 )
 
-# Token formats with a recognisable prefix (GitHub, Slack, Stripe, Google, GitLab).
+# Token formats with a recognisable prefix: GitHub classic and fine-grained, Slack,
+# Stripe secret/restricted/webhook keys (test mode too: they still open the
+# account), OpenAI/Anthropic, Google API keys, GitLab.
 _TOKEN_PREFIXES = (
     "ghp_",
     "gho_",
@@ -43,42 +59,139 @@ _TOKEN_PREFIXES = (
     "ghr_",
     "github_pat_",
     "xox",
-    "sk_live_",
+    "sk_",
+    "rk_",
+    "whsec_",
+    "sk-",
     "AIza",
     "glpat-",
 )
 _KNOWN_TOKENS = re.compile(
     r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}|"
-    r"xox[abposr]-[A-Za-z0-9-]{10,}|sk_live_[A-Za-z0-9]{16,}|"
-    r"AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,})\b"
+    r"xox[abposr]-[A-Za-z0-9-]{10,}|(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{16,}|"
+    r"whsec_[A-Za-z0-9+/=]{24,}|sk-(?:[a-z]+-)?[A-Za-z0-9_-]{32,}|"
+    r"AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,})(?![\w-])"
 )
+# Header and payload are base64url JSON, so both start with `{"` = "eyJ".
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+_SLACK_WEBHOOK = re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_+-]{16,}")
 
-# A quoted literal assigned to a secret-like key, in Elixir keyword/map/assignment
-# syntax or env/YAML/JSON style: `password: "..."`, `"api_key" => "..."`,
-# `SECRET_KEY_BASE="..."`. `System.get_env("TOKEN")` is not a literal and stays.
-_KEY_WORDS = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "apikey",
-    "api_key",
-    "accesskey",
-    "access_key",
-    "privatekey",
-    "private_key",
-    "signing_salt",
-    "encryption_salt",
-    "auth_key",
-    "credential",
+# `scheme://user:password@host`: only the password is replaced.
+_URL_SCHEMES = (
+    "ecto",
+    "postgres",
+    "postgresql",
+    "mysql",
+    "mariadb",
+    "mongodb",
+    "mongodb+srv",
+    "redis",
+    "rediss",
+    "amqp",
+    "amqps",
+    "http",
+    "https",
 )
-_AFTER_KEY = re.compile(r"""[\w-]*["']?\s*(?::|=>|=)\s*(["'])([^"'\s]{8,})\1""")
-# Values that are obviously not secrets (and our own placeholders).
-_NOT_SECRET = re.compile(r"(?i)^(?:<\w+>|\$\{?\w+\}?|changeme|password|secret|x+|\*+|your[_-].*)$")
+_SCHEME_BEFORE = re.compile(r"(?:^|[^\w+.-])([a-z][a-z0-9+.-]{1,15})$", re.IGNORECASE)
+_USERINFO = re.compile(r"([^:/@\s\"'<>]*):([^@/\s\"'<>]+)@")
+# Passwords every framework's dev config uses; not secrets.
+_DEV_PASSWORDS = frozenset({"postgres", "password", "pass", "root", "mysql", "guest", "secret", "admin"})
+
+# --- the generic rule --------------------------------------------------------
+_KEY_WORDS = ("key", "secret", "token", "passw", "pwd", "credential", "auth", "api", "salt")
+# Names whose value is a secret whatever it looks like: Phoenix's salts are 8 random chars.
+_SALT_NAMES = ("secret_key_base", "signing_salt", "encryption_salt")
+_STRONG_WORDS = ("passw", "pwd", "secret", "token", "credential", "salt")
+# A name ending in one of these holds a reference to a secret, not the secret.
+_REFERENCE_SUFFIXES = frozenset(
+    {"env", "var", "file", "path", "name", "type", "module", "header", "field", "length", "size", "ttl", "dir"}
+)
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+# From the end of the key word: the rest of the name, its closing quote, the
+# separator, then a quoted literal (optionally an Erlang binary, optionally after
+# "Bearer ") or, for env-style NAME=value only, a bare one.
+_ASSIGN = re.compile(
+    r"""[\w-]*(["']?)[ \t]*(=>|:=|:(?!:)|=(?![=~])|,|\)[ \t]*\|\||)\s{0,40}(?:<<)?"""
+    r"""(?:(["'])((?:Bearer |Basic |Token |token )?)([^"'\s]{8,512})\3|([^\s"'#;,(){}\[\]]{8,512})(?=\s|$))"""
+)
+_PLACEHOLDER = re.compile(
+    r"(?i)^(?:<.*|.*>|\[.*\]|\$.*|\{\{.*|%\{.*|.*#\{.*|.*\.\.\..*|x{3,}.*|.*xxxx.*|\*{3,}.*|"
+    r"change[_-]?me.*|your[_-].*|my[_-].*|.*[_-]here|replace[_-]?me.*|todo.*|dummy.*|example.*|sample.*|"
+    r"fake.*|placeholder.*|redacted.*|insert[_-].*|(?:test|password|secret|null|nil|none|true|false)\d*)$"
+)
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# One part of an identifier, path, module or env-var name: words, not random characters.
+# (Upper-case runs are capped: a long one is more likely a random id than a word.)
+_WORD = re.compile(r"[A-Z]{0,10}[a-z]*(?:[A-Z]+[a-z]{2,})*|[A-Za-z]{1,12}\d{1,2}|\d{1,4}")
+_WORD_SPLIT = re.compile(r"[_\-.:/@+ ]+")
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+# Entropy floors in bits per character: gitleaks uses 3.5 for its generic rule;
+# random hex tops out at 4.0 (32 hex chars average ~3.7), so hex gets a lower one.
+STRONG_ENTROPY = 2.5
+WEAK_ENTROPY = 3.5
+WEAK_HEX_ENTROPY = 3.0
+STRONG_MIN_LEN = 8
+WEAK_MIN_LEN = 12
 
 # Anchored on "@" (fast to scan for); the local part is found by looking back.
 _EMAIL_DOMAIN = re.compile(r"@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})\b")
 _LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character of `value`'s own character distribution."""
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values()) if n else 0.0
+
+
+def _wordy(value: str) -> bool:
+    """True for identifiers, module names, paths and env-var names made of words."""
+    parts = [p for p in _WORD_SPLIT.split(value) if p]
+    return bool(parts) and all(_WORD.fullmatch(p) for p in parts)
+
+
+def is_secret_value(name: str, value: str) -> bool:
+    """Whether a literal bound to `name` (lower case) looks like a real secret."""
+    if _PLACEHOLDER.match(value) or "://" in value:
+        return False
+    last = re.split(r"[_-]", name.strip("_-"))[-1]
+    if last in _REFERENCE_SUFFIXES:
+        return False
+    if any(s in name for s in _SALT_NAMES):
+        return len(value) >= STRONG_MIN_LEN and shannon_entropy(value) >= 2.0
+    if any(w in name for w in _STRONG_WORDS):
+        if value.lower() in _DEV_PASSWORDS:
+            return False
+        # One long word ("hunter2hunter2") is a password; several words are an identifier.
+        multi = len(_WORD_SPLIT.split(value.strip("_-.:/@+ "))) > 1
+        return (
+            len(value) >= STRONG_MIN_LEN and shannon_entropy(value) >= STRONG_ENTROPY and not (multi and _wordy(value))
+        )
+    floor = WEAK_HEX_ENTROPY if _HEX.match(value) else WEAK_ENTROPY
+    return (
+        len(value) >= WEAK_MIN_LEN and shannon_entropy(value) >= floor and not _wordy(value) and not _UUID.match(value)
+    )
+
+
+def _lowered(text: str) -> str:
+    lower = text.lower()
+    if len(lower) != len(text):  # a few characters change length when lowered
+        lower = "".join(ch if len(ch.lower()) != 1 else ch.lower() for ch in text)
+    return lower
+
+
+def _replace_spans(text: str, spans: set[tuple[int, int]], found: Counter[str], kind: str) -> str:
+    parts: list[str] = []
+    pos = 0
+    for start, end in sorted(spans):
+        if start < pos:  # the same value reached from two key words
+            continue
+        parts += [text[pos:start], "<SECRET>"]
+        pos = end
+        found[kind] += 1
+    parts.append(text[pos:])
+    return "".join(parts)
 
 
 class Scrubber:
@@ -103,35 +216,70 @@ class Scrubber:
             if any(p in text for p in _TOKEN_PREFIXES):
                 text, n = _KNOWN_TOKENS.subn("<SECRET>", text)
                 found["token"] += n
+            if "eyJ" in text:
+                text, n = _JWT.subn("<SECRET>", text)
+                found["token"] += n
+            if "hooks.slack.com" in text:
+                text, n = _SLACK_WEBHOOK.subn("<SECRET>", text)
+                found["token"] += n
+            if "://" in text:
+                text = self._url_passwords(text, found)
             text = self._config_values(text, found)
         if c.emails and "@" in text:
             text = self._emails(text, found)
         return text, +found
 
+    def _url_passwords(self, text: str, found: Counter[str]) -> str:
+        spans: set[tuple[int, int]] = set()
+        i = text.find("://")
+        while i >= 0:
+            scheme = _SCHEME_BEFORE.search(text, max(0, i - 17), i)
+            if scheme and scheme.group(1).lower() in _URL_SCHEMES:
+                m = _USERINFO.match(text, i + 3)
+                if m and self._url_password(m.group(1), m.group(2)):
+                    spans.add(m.span(2))
+            i = text.find("://", i + 3)
+        return _replace_spans(text, spans, found, "db_password") if spans else text
+
+    @staticmethod
+    def _url_password(user: str, password: str) -> bool:
+        return password != user and password.lower() not in _DEV_PASSWORDS and not _PLACEHOLDER.match(password)
+
     def _config_values(self, text: str, found: Counter[str]) -> str:
-        lower = text.lower()
-        if len(lower) != len(text):  # a few characters change length when lowered
-            lower = "".join(ch if len(ch.lower()) != 1 else ch.lower() for ch in text)
+        lower = _lowered(text)
         spans: set[tuple[int, int]] = set()
         for word in _KEY_WORDS:
             i = lower.find(word)
             while i >= 0:
-                m = _AFTER_KEY.match(text, i + len(word))
-                if m and not _NOT_SECRET.match(m.group(2)):
-                    spans.add(m.span(2))
+                m = _ASSIGN.match(text, i + len(word))
+                if m:
+                    span = self._secret_span(text, lower, i, m)
+                    if span:
+                        spans.add(span)
                 i = lower.find(word, i + len(word))
-        if not spans:
-            return text
-        parts: list[str] = []
-        pos = 0
-        for start, end in sorted(spans):
-            if start < pos:  # the same value reached from two key words
-                continue
-            parts += [text[pos:start], "<SECRET>"]
-            pos = end
-            found["token"] += 1
-        parts.append(text[pos:])
-        return "".join(parts)
+        return _replace_spans(text, spans, found, "token") if spans else text
+
+    @staticmethod
+    def _secret_span(text: str, lower: str, word_at: int, m: re.Match[str]) -> tuple[int, int] | None:
+        """The value's span if `m` (an assignment after a key word) binds a secret."""
+        start = word_at
+        while start > 0 and word_at - start < 64 and text[start - 1] in _NAME_CHARS:
+            start -= 1
+        before = text[start - 1] if start else ""
+        sep = m.group(2)
+        if sep == "" and before != "@":  # `@name "v"`: only module attributes bind without a sign
+            return None
+        if sep == "," and before not in (":", '"', "'", "{"):  # `:name, "v"`, `"name", "v"`, `{name, <<"v">>}`
+            return None
+        if sep.startswith(")") and before not in ('"', "'"):  # System.get_env("NAME") || "v"
+            return None
+        name_end = m.start(1)
+        name = lower[start:name_end]
+        if m.group(6) is not None:  # a bare value: env-style NAME=value only
+            if sep != "=" or not text[start:name_end].isupper():
+                return None
+            return m.span(6) if is_secret_value(name, m.group(6)) else None
+        return m.span(5) if is_secret_value(name, m.group(5)) else None
 
     def _emails(self, text: str, found: Counter[str]) -> str:
         parts: list[str] = []
