@@ -26,8 +26,7 @@ defmodule DevstralElixir.Curriculum.EvalSets do
          {:ok, {elixir_rows, replay_rows}} <- split(eval_set) do
       cond do
         elixir_rows == [] ->
-          {:error,
-           "stages[#{number}].eval_set: #{eval_set} has no Elixir rows (only replay rows)"}
+          {:error, no_elixir(eval_set, number)}
 
         replay_rows == [] ->
           {:ok, %{elixir: eval_set, general: general_eval}}
@@ -45,12 +44,28 @@ defmodule DevstralElixir.Curriculum.EvalSets do
     end
   end
 
+  @doc """
+  Checks, without writing anything, that `prepare/4` would succeed: the
+  files exist and `eval_set` holds Elixir rows. Used before any training.
+  """
+  @spec check(Path.t(), Path.t() | nil, pos_integer()) :: :ok | {:error, String.t()}
+  def check(eval_set, general_eval, number) do
+    with :ok <- exists(eval_set, "stages[#{number}].eval_set"),
+         :ok <- if(general_eval, do: exists(general_eval, "general_eval"), else: :ok),
+         {:ok, {elixir_rows, _replay_rows}} <- split(eval_set) do
+      if elixir_rows == [], do: {:error, no_elixir(eval_set, number)}, else: :ok
+    end
+  end
+
   @doc "True for a row (a decoded JSON object) that is replay data rather than Elixir."
   @spec replay?(map()) :: boolean()
   def replay?(%{"source" => source}) when is_binary(source),
     do: String.starts_with?(source, "replay")
 
   def replay?(_row), do: false
+
+  defp no_elixir(eval_set, number),
+    do: "stages[#{number}].eval_set: #{eval_set} has no Elixir rows (empty, or only replay rows)"
 
   defp lines(rows), do: Enum.map(rows, &[&1, ?\n])
 

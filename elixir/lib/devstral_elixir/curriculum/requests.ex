@@ -13,7 +13,8 @@ defmodule DevstralElixir.Curriculum.Requests do
   @doc """
   The request that trains `stage`. Options: `:job_id`, `:base_model`,
   `:dataset_dir`, `:output_dir` (required), `:init_adapter`,
-  `:general_eval` and `:resume`.
+  `:general_eval`, `:resume` and `:validate_only` (the worker checks the
+  request and trains nothing).
   """
   @spec train(Stage.t(), keyword()) :: TrainRequest.t()
   def train(%Stage{} = stage, opts) do
@@ -25,7 +26,8 @@ defmodule DevstralElixir.Curriculum.Requests do
         :output_dir,
         init_adapter: nil,
         general_eval: nil,
-        resume: false
+        resume: false,
+        validate_only: false
       ])
 
     %TrainRequest{
@@ -37,7 +39,8 @@ defmodule DevstralElixir.Curriculum.Requests do
       config: train_config(stage),
       resume: opts[:resume],
       init_adapter: opts[:init_adapter] || "",
-      general_eval_path: opts[:general_eval] || ""
+      general_eval_path: opts[:general_eval] || "",
+      validate_only: opts[:validate_only]
     }
   end
 

@@ -9,6 +9,14 @@ defmodule DevstralElixir.Curriculum.Runner do
     * `RUN/eval/` - the eval sets and per-evaluation outputs;
     * `RUN/run.json` - the run's status, its stages and the promoted adapter.
 
+  Before any training the whole plan is checked
+  (`DevstralElixir.Curriculum.Preflight`): a plan that cannot finish fails at
+  once, without retry, with one message listing every problem.
+
+  Attempts are counted per stage: each stage announces itself as the job's
+  unit of work, so the queue's `max_attempts` applies to each stage afresh
+  and crashes in earlier, finished stages do not spend a later one's retries.
+
   A stage whose gate fails stops the run: the job fails without retry, the
   reason is recorded in the job, the stage's metrics.json and run.json; the
   adapter is kept on disk but not promoted. Any other failure is retried by
@@ -44,7 +52,7 @@ defmodule DevstralElixir.Curriculum.Runner do
 
   @behaviour DevstralElixir.Jobs.Runner
 
-  alias DevstralElixir.Curriculum.{Files, Plan, StageRun, WorkerClient}
+  alias DevstralElixir.Curriculum.{Files, Plan, Preflight, StageRun, WorkerClient}
   alias DevstralElixir.Jobs.Job
 
   @impl true
@@ -75,6 +83,15 @@ defmodule DevstralElixir.Curriculum.Runner do
           {:ok, map()} | {:discard, String.t()} | {:error, String.t()}
   def execute(%Plan{} = plan, opts) do
     opts = Keyword.validate!(opts, [:client, report: fn _ -> :ok end])
+
+    case Preflight.check(plan, plan.config.stages, opts[:client]) do
+      :ok -> run_stages(plan, opts)
+      {:invalid, message} -> {:discard, message}
+      {:error, message} -> {:error, message}
+    end
+  end
+
+  defp run_stages(plan, opts) do
     stages = plan.config.stages
     :ok = write_run(plan, "running", [], nil)
 

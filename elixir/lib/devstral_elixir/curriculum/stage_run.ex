@@ -13,6 +13,9 @@ defmodule DevstralElixir.Curriculum.StageRun do
       metrics.json the trainer wrote): training metrics, eval losses before and
       after, the verdict, and `promoted`.
 
+  Before it measures anything, a stage tells the queue it is the job's unit
+  of work (`report.({:unit, "stage N"})`), so attempts are counted per stage.
+
   A stage whose metrics.json already holds a verdict is not run again; its
   recorded result is returned. So a curriculum job that is retried or resumed
   after a restart continues where it stopped.
@@ -72,8 +75,29 @@ defmodule DevstralElixir.Curriculum.StageRun do
     end
   end
 
+  @doc "True when stage's metrics.json already holds a gate verdict: the run will not train it again."
+  @spec done?(Plan.t(), Stage.t()) :: boolean()
+  def done?(%Plan{} = plan, %Stage{} = stage) do
+    case Files.read_json(Path.join(Plan.stage_dir(plan, stage.number), "metrics.json")) do
+      {:ok, %{"gate" => %{"passed" => passed}}} when is_boolean(passed) -> true
+      _ -> false
+    end
+  end
+
+  # The trainer keeps its checkpoints under output_dir (checkpoints/ or
+  # checkpoint-N/); one there means an earlier attempt got that far.
+  @doc "True when the stage directory `dir` holds a checkpoint to resume from."
+  @spec checkpoint?(Path.t()) :: boolean()
+  def checkpoint?(dir) do
+    Path.wildcard(Path.join(dir, "checkpoint-*")) != [] or
+      Path.wildcard(Path.join([dir, "checkpoints", "*"])) != []
+  end
+
   defp execute(ctx) do
     %{plan: plan, stage: stage} = ctx
+    # From here on, failures are this stage's: the queue counts attempts per
+    # stage, so crashes in earlier stages do not spend this one's retries.
+    ctx.report.({:unit, "stage #{stage.number}"})
 
     note(
       ctx,
@@ -196,13 +220,6 @@ defmodule DevstralElixir.Curriculum.StageRun do
       )
 
     ctx.client.train(request, reporter(ctx, "train"))
-  end
-
-  # The trainer keeps its checkpoints under output_dir (checkpoints/ or
-  # checkpoint-N/); one there means an earlier attempt got that far.
-  defp checkpoint?(dir) do
-    Path.wildcard(Path.join(dir, "checkpoint-*")) != [] or
-      Path.wildcard(Path.join([dir, "checkpoints", "*"])) != []
   end
 
   defp adapter_dir(ctx, trained) do

@@ -1,7 +1,8 @@
 defmodule DevstralElixir.Curriculum.StageRunner do
   @moduledoc """
   The `:train_stage` job (`mix train --stage N`): one stage of a curriculum,
-  trained, evaluated and gated exactly as inside a full run
+  checked first (`DevstralElixir.Curriculum.Preflight`), then trained,
+  evaluated and gated exactly as inside a full run
   (`DevstralElixir.Curriculum.StageRun`), into `adapters_dir/RUN/stageN/`.
 
   It starts from `"init_adapter"` when given, else from the previous stage's
@@ -11,7 +12,7 @@ defmodule DevstralElixir.Curriculum.StageRunner do
 
   @behaviour DevstralElixir.Jobs.Runner
 
-  alias DevstralElixir.Curriculum.{Config, Plan, StageRun, WorkerClient}
+  alias DevstralElixir.Curriculum.{Config, Plan, Preflight, StageRun, WorkerClient}
   alias DevstralElixir.Jobs.Job
 
   @impl true
@@ -41,6 +42,14 @@ defmodule DevstralElixir.Curriculum.StageRunner do
   def execute(plan, stage, client, report) do
     init_adapter = plan.init_adapter || previous_adapter(plan, stage.number)
 
+    case Preflight.check(plan, [stage], client, init_adapter) do
+      :ok -> run_stage(plan, stage, client, report, init_adapter)
+      {:invalid, message} -> {:discard, message}
+      {:error, message} -> {:error, message}
+    end
+  end
+
+  defp run_stage(plan, stage, client, report, init_adapter) do
     case StageRun.run(plan, stage, client: client, report: report, init_adapter: init_adapter) do
       {:ok, summary} ->
         {:ok, Map.merge(summary, %{run: plan.run, run_dir: plan.run_dir})}

@@ -33,6 +33,11 @@ defmodule DevstralElixir.Curriculum.WorkerClient do
   @callback train(TrainRequest.t(), report()) :: result()
   @callback evaluate(EvaluateRequest.t(), report()) :: result()
   @callback cancel(job_id :: String.t()) :: :ok
+  @callback validate_train(TrainRequest.t()) ::
+              :ok | {:invalid, String.t()} | {:error, String.t()}
+
+  # A client without validate_train (a test double) skips the worker's checks.
+  @optional_callbacks validate_train: 1
 
   @doc "Trains; every event goes to `report`."
   @spec train(TrainRequest.t(), report()) :: result()
@@ -41,6 +46,21 @@ defmodule DevstralElixir.Curriculum.WorkerClient do
   @doc "Evaluates; every event goes to `report`."
   @spec evaluate(EvaluateRequest.t(), report()) :: result()
   def evaluate(%EvaluateRequest{} = request, report), do: consume("Evaluate", request, report)
+
+  @doc """
+  Asks the worker whether it would accept `request` (sent with
+  `validate_only`: nothing is trained). `{:invalid, problems}` holds the
+  worker's own field-level messages; `{:error, _}` means the worker could not
+  be asked.
+  """
+  @spec validate_train(TrainRequest.t()) :: :ok | {:invalid, String.t()} | {:error, String.t()}
+  def validate_train(%TrainRequest{} = request) do
+    case consume("Train", %{request | validate_only: true}, fn _event -> :ok end) do
+      {:ok, _completed} -> :ok
+      {:invalid, "Train rejected the request: " <> problems} -> {:invalid, problems}
+      other -> other
+    end
+  end
 
   @doc "Asks the worker to cancel the job's running call (best effort)."
   @spec cancel(String.t()) :: :ok

@@ -217,8 +217,10 @@ defmodule DevstralElixir.Curriculum.RunnerTest do
   test "problems no retry can fix are discarded", %{root: root} do
     plan = plan(root, stages: [[epochs: 1, learning_rate: 1.0e-4, eval_set: "missing.jsonl"]])
     assert {:discard, reason} = execute(plan)
-    assert reason =~ "stage 1: stages[1].eval_set:"
+    # Found before any training (see preflight_test.exs).
+    assert reason =~ "nothing was trained: stages[1].eval_set:"
     assert reason =~ "missing.jsonl does not exist"
+    assert trained_stages() == []
 
     plan = plan(root)
     Process.put(:fake_worker, %{train: fn _ -> {:invalid, "Train rejected the request: bad"} end})

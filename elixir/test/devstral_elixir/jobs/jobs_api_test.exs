@@ -104,7 +104,8 @@ defmodule DevstralElixir.Web.JobsApiTest do
     # The job runs; the dataset is missing, which no retry can fix.
     failed = assert_state(job["id"], :failed)
     assert failed.attempts == 1
-    assert failed.error =~ "stage 1: stages[1].eval_set:"
+    assert failed.error =~ "nothing was trained"
+    assert failed.error =~ "stages[1].eval_set:"
     assert failed.error =~ "does not exist"
 
     {200, _, shown} = call(ctx, "GET", "/api/jobs/#{job["id"]}", token: nil)

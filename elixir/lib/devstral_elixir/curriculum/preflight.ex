@@ -1,0 +1,172 @@
+defmodule DevstralElixir.Curriculum.Preflight do
+  @moduledoc """
+  Checks a whole plan before any training, so a plan that cannot finish fails
+  in seconds with one message listing every problem, instead of failing at
+  stage 3 after hours of stages 1 and 2.
+
+  What is checked, for every stage that will run (a stage whose metrics.json
+  already holds a verdict is skipped, as the run skips it):
+
+    * the output directory: the run directory can be created and written;
+    * the eval sets: they exist and hold Elixir rows (`EvalSets.check/3`),
+      and `general_eval` exists when configured;
+    * the gate: it can pass at all (a loss cannot fall by 100% or more);
+    * the base model, the dataset and the training settings: the worker owns
+      their meaning, so the worker is asked (`Train` with `validate_only`)
+      rather than the host guessing. A message the worker gives for several
+      stages (a missing base model) is listed once, naming those stages.
+
+  The config file's own shape (unknown keys, types) was checked when it was
+  loaded (`DevstralElixir.Curriculum.Config`).
+  """
+
+  alias DevstralElixir.Curriculum.{EvalSets, Plan, Requests, StageRun}
+  alias DevstralElixir.Curriculum.Config.Stage
+
+  @doc """
+  Checks `stages` of `plan`. `client` is the `WorkerClient` module;
+  `init_adapter` the adapter the first stage starts from (nil: the base
+  model; later stages start from adapters that do not exist yet, so the
+  worker is asked without one).
+
+  `{:invalid, message}` lists every problem; `{:error, message}` means the
+  worker could not be asked and the host found nothing wrong (retrying may
+  help).
+  """
+  @spec check(Plan.t(), [Stage.t()], module(), Path.t() | nil) ::
+          :ok | {:invalid, String.t()} | {:error, String.t()}
+  def check(%Plan{} = plan, stages, client, init_adapter \\ nil) do
+    pending = Enum.reject(stages, &StageRun.done?(plan, &1))
+
+    host_problems = output_dir_problems(plan) ++ Enum.flat_map(pending, &stage_problems(plan, &1))
+
+    case worker_problems(plan, pending, client, init_adapter) do
+      # Problems the host found already doom the plan: no retry for them.
+      {:error, message} when host_problems != [] ->
+        {:invalid, describe(host_problems ++ [message])}
+
+      {:error, message} ->
+        {:error, message}
+
+      {:ok, worker_problems} ->
+        case host_problems ++ worker_problems do
+          [] -> :ok
+          problems -> {:invalid, describe(problems)}
+        end
+    end
+  end
+
+  defp describe([problem]), do: "the plan cannot run; nothing was trained: #{problem}"
+
+  defp describe(problems) do
+    "the plan cannot run (#{length(problems)} problems); nothing was trained:\n" <>
+      Enum.map_join(problems, "\n", &"  - #{&1}")
+  end
+
+  # The output directory
+
+  defp output_dir_problems(plan) do
+    run_dir = plan.run_dir
+    existing = nearest_existing(run_dir)
+
+    cond do
+      not File.dir?(existing) ->
+        ["output directory: #{existing} is not a directory (the run goes to #{run_dir})"]
+
+      not writable?(existing) ->
+        ["output directory: #{existing} is not writable (the run goes to #{run_dir})"]
+
+      true ->
+        []
+    end
+  end
+
+  defp nearest_existing(path) do
+    if File.exists?(path) or Path.dirname(path) == path,
+      do: path,
+      else: nearest_existing(Path.dirname(path))
+  end
+
+  defp writable?(path) do
+    case File.stat(path) do
+      {:ok, %File.Stat{type: :directory, access: access}} -> access in [:read_write, :write]
+      _ -> false
+    end
+  end
+
+  # Eval sets and the gate
+
+  defp stage_problems(plan, stage) do
+    eval =
+      case EvalSets.check(stage.eval_set, plan.config.general_eval, stage.number) do
+        :ok -> []
+        {:error, message} -> [message]
+      end
+
+    eval ++ gate_problems(stage)
+  end
+
+  defp gate_problems(%Stage{number: number, gate: gate}) do
+    if gate.min_elixir_improvement_pct >= 100 do
+      [
+        "stages[#{number}].gate.min_elixir_improvement_pct is #{gate.min_elixir_improvement_pct}: " <>
+          "a loss cannot fall by 100% or more, so this gate can never pass"
+      ]
+    else
+      []
+    end
+  end
+
+  # The worker's checks
+
+  defp worker_problems(plan, stages, client, init_adapter) do
+    if function_exported?(client, :validate_train, 1) do
+      stages
+      |> Enum.reduce_while({:ok, []}, fn stage, {:ok, acc} ->
+        request = request(plan, stage, if(stage == hd(stages), do: init_adapter))
+
+        case client.validate_train(request) do
+          :ok ->
+            {:cont, {:ok, acc}}
+
+          {:invalid, message} ->
+            {:cont, {:ok, [{message, stage.number} | acc]}}
+
+          {:error, message} ->
+            {:halt, {:error, "the worker could not check the plan: #{message}"}}
+        end
+      end)
+      |> case do
+        {:ok, found} -> {:ok, group_by_message(found)}
+        error -> error
+      end
+    else
+      {:ok, []}
+    end
+  end
+
+  defp request(plan, stage, init_adapter) do
+    dir = Plan.stage_dir(plan, stage.number)
+
+    Requests.train(stage,
+      job_id: "#{plan.job_id}-check-stage#{stage.number}",
+      base_model: plan.config.base_model,
+      dataset_dir: plan.config.dataset_dir,
+      output_dir: dir,
+      init_adapter: init_adapter,
+      general_eval: plan.config.general_eval,
+      resume: StageRun.checkpoint?(dir),
+      validate_only: true
+    )
+  end
+
+  defp group_by_message(found) do
+    found
+    |> Enum.reverse()
+    |> Enum.group_by(&elem(&1, 0), &elem(&1, 1))
+    |> Enum.sort_by(fn {_message, numbers} -> hd(numbers) end)
+    |> Enum.map(fn {message, numbers} ->
+      "stages[#{Enum.join(numbers, ",")}] (worker): #{message}"
+    end)
+  end
+end
