@@ -9,7 +9,9 @@ defmodule DevstralElixir.Jobs.Job do
   | `args` | a map handed to the runner (JSON-shaped when it came over HTTP) |
   | `state` | `:queued`, `:running`, `:succeeded`, `:failed` or `:cancelled` |
   | `priority` | 0 (first) to 9 (last), as in Oban; ties run oldest first |
-  | `attempts` / `max_attempts` | attempts started so far / the most allowed |
+  | `attempts` / `max_attempts` | attempts started at the current unit of work / the most allowed per unit |
+  | `unit` | the unit of work the runner last announced (e.g. `"stage 2"`), or nil: the whole job |
+  | `total_attempts` | attempts started over the job's whole life |
   | `scheduled_at` | a queued job does not start before this (retry backoff) |
   | `resource` | e.g. `"worker:default"`; jobs sharing a resource obey its concurrency limit |
   | `progress` | the latest progress event the runner reported (a map), or nil |
@@ -17,6 +19,11 @@ defmodule DevstralElixir.Jobs.Job do
   | `result` | what the runner returned with `{:ok, result}` |
   | `parent_id` | the job that enqueued this one, or nil |
   | `pid` | the task running the current attempt (internal) |
+
+  Attempts count per unit of work, as Oban counts per job: a runner whose job
+  holds several units that can fail on their own (a curriculum's stages)
+  announces each one (see `DevstralElixir.Jobs.Runner`), and moving to a new
+  unit starts its `attempts` afresh.
 
   Times are UTC `DateTime`s. `to_json/1` gives the map the JSON API serves.
   """
@@ -38,10 +45,12 @@ defmodule DevstralElixir.Jobs.Job do
     :finished_at,
     :parent_id,
     :pid,
+    :unit,
     args: %{},
     state: :queued,
     priority: 0,
     attempts: 0,
+    total_attempts: 0,
     max_attempts: 3
   ]
 
@@ -56,6 +65,8 @@ defmodule DevstralElixir.Jobs.Job do
           state: state(),
           priority: 0..9,
           attempts: non_neg_integer(),
+          total_attempts: non_neg_integer(),
+          unit: String.t() | nil,
           max_attempts: pos_integer(),
           scheduled_at: DateTime.t() | nil,
           resource: String.t() | nil,
@@ -123,6 +134,8 @@ defmodule DevstralElixir.Jobs.Job do
       "priority" => job.priority,
       "attempts" => job.attempts,
       "max_attempts" => job.max_attempts,
+      "total_attempts" => job.total_attempts,
+      "unit" => job.unit,
       "resource" => job.resource,
       "progress" => json_safe(job.progress),
       "error" => job.error,

@@ -15,6 +15,10 @@ defmodule DevstralElixir.Jobs.Queue do
       `:failed` once `max_attempts` attempts have run;
     * `{:discard, reason}` - `:failed` at once.
 
+  `max_attempts` counts attempts per unit of work: a runner announcing a new
+  unit (`report.({:unit, name})`, see `DevstralElixir.Jobs.Runner`) starts
+  the job's `attempts` again at 1, while `total_attempts` keeps counting.
+
   Dispatch picks ready jobs by priority (0 first), then schedule time, then
   id, within a global `limit` of concurrent jobs and a per-resource limit
   (`resource_limits`, default 1 per named resource: one training job per
@@ -249,6 +253,18 @@ defmodule DevstralElixir.Jobs.Queue do
     end
   end
 
+  def handle_call({:unit, id, unit}, _from, state) do
+    with {:ok, %Job{state: :running} = job} <- Store.fetch(id),
+         true <- job.unit != unit do
+      # The first unit a job names is the one its attempts already count.
+      attempts = if job.unit == nil, do: job.attempts, else: 1
+      {:ok, job} = Store.put(%{job | unit: unit, attempts: attempts, updated_at: now()})
+      publish_state(state, job)
+    end
+
+    {:reply, :ok, state}
+  end
+
   def handle_call({:get, id}, _from, state) do
     reply =
       case Store.fetch(id) do
@@ -373,6 +389,7 @@ defmodule DevstralElixir.Jobs.Queue do
           job
           | state: :running,
             attempts: job.attempts + 1,
+            total_attempts: job.total_attempts + 1,
             started_at: now,
             updated_at: now,
             finished_at: nil
@@ -406,10 +423,15 @@ defmodule DevstralElixir.Jobs.Queue do
   end
 
   defp reporter(queue, events, id) do
-    fn progress when is_map(progress) ->
-      Events.publish(events, id, {:progress, progress})
-      GenServer.cast(queue, {:progress, id, progress})
-      :ok
+    fn
+      progress when is_map(progress) ->
+        Events.publish(events, id, {:progress, progress})
+        GenServer.cast(queue, {:progress, id, progress})
+        :ok
+
+      # A call, not a cast: the reset is stored before the unit's work can fail.
+      {:unit, unit} when is_binary(unit) ->
+        GenServer.call(queue, {:unit, id, unit}, :infinity)
     end
   end
 
@@ -512,6 +534,7 @@ defmodule DevstralElixir.Jobs.Queue do
           job
           | state: :queued,
             attempts: max(job.attempts - 1, 0),
+            total_attempts: max(job.total_attempts - 1, 0),
             pid: nil,
             scheduled_at: now,
             updated_at: now,

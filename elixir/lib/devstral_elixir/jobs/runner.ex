@@ -12,7 +12,14 @@ defmodule DevstralElixir.Jobs.Runner do
   A raise, a throw or an exit of the task counts as `{:error, reason}`.
 
   `report` publishes a progress map to the job's subscribers and stores it as
-  the job's latest progress. A runner must be safe to run again after a crash
+  the job's latest progress. `report.({:unit, name})` instead tells the queue
+  that the attempt has moved on to the unit of work `name` (a curriculum's
+  `"stage 2"`): attempts are counted per unit, so when the name differs from
+  the unit announced before, the job's `attempts` starts again at 1 (this
+  attempt) and `max_attempts` applies to the new unit afresh. The first
+  announcement of a job only names its unit. Announce a unit only when work
+  on it really starts (not for a finished unit a retry skips), and before
+  that work can fail. A runner must be safe to run again after a crash
   or a host restart: it is re-run from the start with `job.attempts`
   incremented, and should pick up its own on-disk state (checkpoints,
   finished stages) rather than redo work.
@@ -28,7 +35,7 @@ defmodule DevstralElixir.Jobs.Runner do
 
   alias DevstralElixir.Jobs.Job
 
-  @type report :: (map() -> :ok)
+  @type report :: (map() | {:unit, String.t()} -> :ok)
 
   @callback run(Job.t(), report()) :: {:ok, term()} | {:error, term()} | {:discard, term()}
   @callback cancel(Job.t()) :: :ok
