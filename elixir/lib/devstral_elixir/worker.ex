@@ -181,19 +181,35 @@ defmodule DevstralElixir.Worker do
   @spec await(call_ref(), timeout()) :: event()
   def await({_pid, id}, timeout \\ :infinity) do
     receive do
-      {__MODULE__, ^id, {:item, module, payload}} ->
-        case module.decode(payload) do
-          {:ok, message} -> {:item, message}
-          {:error, reason} -> {:error, %Error{status: :internal, message: "bad reply: #{reason}"}}
-        end
-
-      {__MODULE__, ^id, other} ->
-        other
+      {__MODULE__, ^id, event} -> decode_event(event)
     after
       timeout ->
         {:error, %Error{status: :deadline_exceeded, message: "no reply in #{timeout} ms"}}
     end
   end
+
+  @doc """
+  The next event of a call if it has already arrived, else `:empty`; never
+  waits. Streaming callers use it to merge the items that are ready into one
+  write downstream.
+  """
+  @spec poll(call_ref()) :: event() | :empty
+  def poll({_pid, id}) do
+    receive do
+      {__MODULE__, ^id, event} -> decode_event(event)
+    after
+      0 -> :empty
+    end
+  end
+
+  defp decode_event({:item, module, payload}) do
+    case module.decode(payload) do
+      {:ok, message} -> {:item, message}
+      {:error, reason} -> {:error, %Error{status: :internal, message: "bad reply: #{reason}"}}
+    end
+  end
+
+  defp decode_event(other), do: other
 
   @doc "Cancels an open call (a no-op once it has ended). Its pending replies are dropped."
   @spec cancel(call_ref()) :: :ok

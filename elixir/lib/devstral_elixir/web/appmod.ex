@@ -5,7 +5,10 @@ defmodule DevstralElixir.Web.Appmod do
 
   A router may answer `{:stream, status, headers, pid}` with a process started
   by `DevstralElixir.Web.ChunkedStream.start/2`; yaws then hands it the socket
-  and it writes the body in chunks.
+  and it writes the body. The appmod picks the body's framing from the
+  request's HTTP version and tells both yaws (the headers) and the process
+  (the bytes): chunked with `Transfer-Encoding: chunked` for HTTP/1.1, or
+  close-delimited with `Connection: close` for HTTP/1.0, never a mix.
   """
   require Record
 
@@ -86,27 +89,37 @@ defmodule DevstralElixir.Web.Appmod do
   defp header_value({_user, _pass, raw}), do: to_string(raw)
   defp header_value(value), do: to_string(value)
 
+  # Plain `{:header, _}` items rather than `:allheaders`: `:allheaders` clears
+  # what yaws derived from the request (keep-alive, chunking) and forces
+  # `Connection: close` on every response.
   defp respond({status, headers, body}, _arg) do
     {content_type, others} = split_content_type(headers)
-
-    [
-      {:status, status},
-      {:allheaders,
-       for({name, value} <- others, do: {:header, {to_charlist(name), to_charlist(value)}})},
-      {:content, to_charlist(content_type), body}
-    ]
+    [{:status, status} | header_items(others)] ++ [{:content, to_charlist(content_type), body}]
   end
 
   defp respond({:stream, status, headers, pid}, arg) do
     {content_type, others} = split_content_type(headers)
-    send(pid, {:socket, arg(arg, :clisock)})
+    framing = framing(arg)
+    send(pid, {:socket, arg(arg, :clisock), framing})
 
-    [
-      {:status, status},
-      {:allheaders,
-       for({name, value} <- others, do: {:header, {to_charlist(name), to_charlist(value)}})},
-      {:streamcontent_from_pid, to_charlist(content_type), pid}
-    ]
+    [{:status, status}, framing_header(framing) | header_items(others)] ++
+      [{:streamcontent_from_pid, to_charlist(content_type), pid}]
+  end
+
+  # HTTP/1.1 clients get a chunked body (the connection can stay open); older
+  # ones cannot read chunks, so their body ends when the server closes.
+  defp framing(arg) do
+    case http_request(arg(arg, :req), :version) do
+      {1, 1} -> :chunked
+      _older -> :close
+    end
+  end
+
+  defp framing_header(:chunked), do: {:header, {:transfer_encoding, 'chunked'}}
+  defp framing_header(:close), do: {:header, {:connection, 'close'}}
+
+  defp header_items(headers) do
+    for {name, value} <- headers, do: {:header, {to_charlist(name), to_charlist(value)}}
   end
 
   defp split_content_type(headers) do

@@ -195,45 +195,75 @@ defmodule DevstralElixir.Web.OpenAI do
     end
   end
 
+  # The producer returns `{:error, reason}` when the client went away, so the
+  # body process knows the connection cannot be reused.
   defp produce(ref, first, meta, emit) do
-    if meta.kind == :chat,
-      do: emit.(event(chunk(meta, %{"role" => "assistant", "content" => ""}, nil)))
+    role =
+      if meta.kind == :chat,
+        do: [event(chunk(meta, %{"role" => "assistant", "content" => ""}, nil))],
+        else: []
 
-    relay(ref, first, meta, emit)
+    relay(ref, first, role, meta, emit)
   end
 
-  defp relay(ref, %GenerateResponse{} = item, meta, emit) do
+  # Each pass writes, with one socket write, every event that is ready: the
+  # items that arrived while the previous write went out are merged into one
+  # delta, so a client slower than the model costs fewer writes, not tokens.
+  defp relay(ref, %GenerateResponse{} = item, pending, meta, emit) do
+    {item, next} = coalesce(ref, item)
     done? = item.finish_reason != :FINISH_REASON_UNSPECIFIED
 
-    sent =
+    events =
       cond do
         done? ->
-          emit.(event(chunk(meta, delta(meta, item.text), finish(item))))
+          usage = if meta.include_usage, do: [event(usage_chunk(meta, item.usage))], else: []
+          [event(chunk(meta, delta(meta, item.text), finish(item))), usage, "data: [DONE]\n\n"]
 
         item.text == "" ->
-          :ok
+          []
 
         true ->
-          emit.(event(chunk(meta, delta(meta, item.text), nil)))
+          [event(chunk(meta, delta(meta, item.text), nil))]
       end
 
-    cond do
-      sent != :ok ->
-        # The client went away: stop generating.
-        Worker.cancel(ref)
+    case emit.([pending | events]) do
+      :ok when done? ->
+        :ok
 
-      done? ->
-        if meta.include_usage, do: emit.(event(usage_chunk(meta, item.usage)))
-        emit.("data: [DONE]\n\n")
-
-      true ->
-        case Worker.await(ref) do
-          {:item, next} -> relay(ref, next, meta, emit)
+      :ok ->
+        case next || Worker.await(ref) do
+          {:item, next_item} -> relay(ref, next_item, [], meta, emit)
           :end -> emit.("data: [DONE]\n\n")
           {:error, error} -> emit.(event(%{"error" => error_body(error)}))
         end
+
+      {:error, _} = gone ->
+        Worker.cancel(ref)
+        gone
     end
   end
+
+  # Merges the items of `ref` that have already arrived into `item` (texts and
+  # token ids appended; the finish reason and usage are the last one's). The
+  # second element is a non-item event that arrived meanwhile, or nil.
+  defp coalesce(ref, %GenerateResponse{finish_reason: :FINISH_REASON_UNSPECIFIED} = item) do
+    case Worker.poll(ref) do
+      :empty ->
+        {item, nil}
+
+      {:item, %GenerateResponse{} = next} ->
+        coalesce(ref, %{
+          next
+          | text: item.text <> next.text,
+            token_ids: item.token_ids ++ next.token_ids
+        })
+
+      other ->
+        {item, other}
+    end
+  end
+
+  defp coalesce(_ref, item), do: {item, nil}
 
   defp delta(%{kind: :chat}, text), do: %{"content" => text}
   defp delta(%{kind: :completion}, text), do: text
