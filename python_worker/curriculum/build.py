@@ -190,6 +190,11 @@ class _Stats:
     errors: list[str] = field(default_factory=list)
     error_count: int = 0
     replay_files: int = 0
+    # Every file dropped as contaminated: source, path, eval set, kind, problem, match.
+    contaminated: list[dict[str, str]] = field(default_factory=list)
+    # Token counts of each stage's train rows in write order (for a split by row).
+    train_tokens: dict[int, list[int]] = field(default_factory=lambda: {s: [] for s in output.STAGES})
+    stage_modes: dict[int, str] = field(default_factory=dict)
 
     def drop(self, reason: str, size: int) -> None:
         self.drops[reason] += 1
@@ -240,23 +245,23 @@ class _Reporter:
             raise BuildCancelled("the build was cancelled")
 
 
-def _split(sources: list[inputs.Source], seed: int, cfg: CurriculumConfig) -> dict[str, str]:
-    """Train/eval per split key, over the sources that have something to read.
+def _split(sources: list[inputs.Source], kept: list[list[_Kept]], seed: int, cfg: CurriculumConfig) -> split.Split:
+    """Train/eval per package (or file) from the kept files, aiming at a share of bytes.
 
-    A source with neither code nor Markdown (a package of compiled code only)
-    would take an eval slot and yield no eval rows. The sources with code feed
-    stages 1-2 and those with Markdown stage 3; each group gets its own eval
-    keys (see split.assign), so no stage is left without an eval set.
+    Code files feed stages 1-2 and Markdown (and books) stage 3; each group gets
+    its own eval data (see split.assign). A source with nothing kept takes no part.
     """
-    code: set[str] = set()
-    docs: set[str] = set()
-    for s in sources:
-        languages = {language_of(path) for path, _size in s.files}
-        if languages & {"elixir", "erlang"}:
-            code.add(s.split_key)
-        if s.kind == "book" or "markdown" in languages:
-            docs.add(s.split_key)
-    return split.assign(code | docs, seed, cfg.split.eval_fraction, cfg.split.min_eval_sources, groups=[code, docs])
+    files: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
+    for s, ks in zip(sources, kept, strict=True):
+        for k in ks:
+            lang = language_of(k.rel)
+            group = split.DOCS if lang == "markdown" else split.CODE
+            files[s.split_key].append((k.rel, k.size, group))
+    enabled = {
+        split.CODE: cfg.stage1.enabled or cfg.stage2.enabled,
+        split.DOCS: cfg.stage3.enabled,
+    }
+    return split.assign(files, seed, cfg.split.eval_fraction, cfg.split.min_eval_sources, enabled)
 
 
 def run(plan: Plan, progress: Callable[[Progress], None], cancel: threading.Event) -> BuildResult:
@@ -272,7 +277,6 @@ def run(plan: Plan, progress: Callable[[Progress], None], cancel: threading.Even
     for s in sources:
         s.files = inputs.list_files(s)
         rep.check_cancel()
-    splits = _split(sources, plan.seed, cfg)
     index = None
     if plan.eval_files:
         built = decontam.build_index(
@@ -281,6 +285,8 @@ def run(plan: Plan, progress: Callable[[Progress], None], cancel: threading.Even
             cfg.decontam.fields,
             cfg.decontam.solution_fields,
             cfg.decontam.boilerplate_problems,
+            cfg.decontam.text_fields,
+            cfg.decontam.text_ngram,
         )
         index = dataclasses.asdict(built)
         for f in plan.eval_files:
@@ -291,7 +297,9 @@ def run(plan: Plan, progress: Callable[[Progress], None], cancel: threading.Even
     try:
         with WorkerPool(processes, payload) as pool:
             kept = _scan(pool, sources, plan, stats, rep)
+            splits = _split(sources, kept, plan.seed, cfg)
             _build_rows(pool, sources, kept, splits, plan, stats, staging, rep)
+            _hold_out_rows(splits, plan, stats, staging, rep)
             _replay(pool, plan, stats, staging, rep)
         rep.phase("report", "writing manifest.json and REPORT.md")
         staging.close_files()
@@ -382,9 +390,19 @@ def _scan(
             stats.secrets.update(r.secrets)
             if r.reason is not None:
                 stats.drop(r.reason, r.size)
-                for name, kind in r.contamination or []:
-                    stats.contamination[name][kind] += 1
-                    stats.contamination[name]["files"] += 1
+                for hit in r.contamination or []:
+                    stats.contamination[hit.eval_set][hit.kind] += 1
+                    stats.contamination[hit.eval_set]["files"] += 1
+                    stats.contaminated.append(
+                        {
+                            "source": sources[si].label,
+                            "path": rel,
+                            "eval_set": hit.eval_set,
+                            "kind": hit.kind,
+                            "problem": hit.problem,
+                            "match": hit.match,
+                        }
+                    )
                 continue
             if r.exact is not None:
                 if r.exact in exact_seen:
@@ -449,7 +467,7 @@ def _build_rows(
     pool: WorkerPool,
     sources: list[inputs.Source],
     kept: list[list[_Kept]],
-    splits: dict[str, str],
+    splits: split.Split,
     plan: Plan,
     stats: _Stats,
     staging: output.StagingDir,
@@ -475,7 +493,6 @@ def _build_rows(
     for ti, batch in enumerate(pool.map(worker.build_rows, tasks)):
         rep.check_cancel()
         s = sources[owners[ti]]
-        where = splits[s.split_key]
         stats.kinds.update(batch.kinds)
         stats.error_count += len(batch.errors)
         for e in batch.errors:
@@ -485,12 +502,15 @@ def _build_rows(
         for stage in output.STAGES:
             if not _stage_enabled(cfg, stage):
                 continue
-            for line, n in zip(batch.lines[stage], batch.tokens[stage], strict=True):
+            for line, n, path in zip(batch.lines[stage], batch.tokens[stage], batch.paths[stage], strict=True):
                 if stage == 3:
                     line["curriculum_index"] = curriculum[s.label]
                     curriculum[s.label] += 1
                     line = dumps(line)
+                where = splits.where(s.split_key, path)
                 _account(stats, staging, stage, where, line, n, s.label)
+                if where == "train":
+                    stats.train_tokens[stage].append(n)
         done += sum(j.size for j in tasks[ti][3])
         rows = sum(stats.rows.values())
         rep.emit(
@@ -503,6 +523,36 @@ def _build_rows(
                 "mb_per_s": done / 1e6 / max(time.monotonic() - t0, 1e-9),
             },
         )
+
+
+def _hold_out_rows(
+    splits: split.Split,
+    plan: Plan,
+    stats: _Stats,
+    staging: output.StagingDir,
+    rep: _Reporter,
+) -> None:
+    """The last fallback: a stage with train rows and no eval rows (too few files
+    for a split by file) holds out rows. Runs before replay, so only corpus rows move."""
+    cfg = plan.config
+    for group, stages in split.GROUP_STAGES.items():
+        for stage in stages:
+            stats.stage_modes[stage] = splits.modes.get(group, "none") if _stage_enabled(cfg, stage) else "off"
+    for stage in output.STAGES:
+        if not _stage_enabled(cfg, stage) or cfg.split.eval_fraction <= 0:
+            continue
+        if stats.rows[(stage, "eval")] > 0 or stats.rows[(stage, "train")] < 2:
+            continue
+        tokens = stats.train_tokens[stage]
+        chosen = split.row_choice(plan.seed, stage, tokens, cfg.split.eval_fraction)
+        moved_bytes = staging.move_rows(stage, chosen)
+        moved_tokens = sum(tokens[i] for i in chosen)
+        for sp, sign in (("train", -1), ("eval", 1)):
+            stats.rows[(stage, sp)] += sign * len(chosen)
+            stats.tokens[(stage, sp)] += sign * moved_tokens
+            stats.out_bytes[(stage, sp)] += sign * moved_bytes
+        stats.stage_modes[stage] = "row"
+        rep.log("split", f"stage {stage}: too few files for a split by file; held out {len(chosen)} rows")
 
 
 def _stage_enabled(cfg: CurriculumConfig, stage: int) -> bool:
@@ -578,10 +628,27 @@ def _replay(
         rep.emit("replay", f"{added:,} replay tokens", min(added, target), target)
 
 
+def _split_summary(cfg: CurriculumConfig, splits: split.Split, stats: _Stats) -> dict[str, Any]:
+    """How each stage was split and the eval share of its corpus tokens (replay left out)."""
+    stages: dict[str, Any] = {}
+    for stage in output.STAGES:
+        own = {sp: stats.tokens[(stage, sp)] - stats.replay_tokens[(stage, sp)] for sp in output.SPLITS}
+        total = own["train"] + own["eval"]
+        stages[f"stage{stage}"] = {
+            "mode": stats.stage_modes.get(stage, "off"),
+            "eval_token_share": round(own["eval"] / total, 4) if total else 0.0,
+        }
+    return {
+        "eval_fraction": cfg.split.eval_fraction,
+        "stages": stages,
+        "eval_files": sorted(f"{k}/{rel}" for k, rel in splits.eval_files),
+    }
+
+
 def _finish(
     plan: Plan,
     sources: list[inputs.Source],
-    splits: dict[str, str],
+    splits: split.Split,
     stats: _Stats,
     staging_path: Path,
 ) -> dict[str, Any]:
@@ -602,7 +669,7 @@ def _finish(
     resolved["tokenizer"] = plan.tokenizer
     resolved["decontam"]["eval_dir"] = str(plan.eval_dir) if plan.eval_dir else "none"
     resolved["replay"]["dir"] = str(plan.replay_dir) if plan.replay_dir else "none"
-    eval_keys = sorted(k for k, v in splits.items() if v == "eval")
+    eval_keys = sorted(k for k, v in splits.keys.items() if v == "eval")
     manifest: dict[str, Any] = {
         "builder": "python_worker.curriculum",
         "format_version": 1,
@@ -630,11 +697,12 @@ def _finish(
         ],
         "sources": {
             "total": len(sources),
-            "train": sum(1 for s in sources if splits.get(s.split_key) == "train"),
-            "eval": sum(1 for s in sources if splits.get(s.split_key) == "eval"),
-            "without_files": sum(1 for s in sources if s.split_key not in splits),
+            "train": sum(1 for s in sources if splits.keys.get(s.split_key) == "train"),
+            "eval": sum(1 for s in sources if splits.keys.get(s.split_key) == "eval"),
+            "without_files": sum(1 for s in sources if s.split_key not in splits.keys),
             "eval_keys": eval_keys,
         },
+        "split": _split_summary(cfg, splits, stats),
         "files": {
             "scanned": stats.scanned,
             "bytes": stats.scanned_bytes,
@@ -644,9 +712,10 @@ def _finish(
         "drops": {r: {"files": stats.drops[r], "bytes": stats.drop_bytes[r]} for r in sorted(stats.drops)},
         "secrets": dict(sorted(stats.secrets.items())),
         "decontamination": {
-            name: {"files": c["files"], "ngram": c["ngram"], "solution": c["solution"]}
+            name: {"files": c["files"], "ngram": c["ngram"], "text": c["text"], "solution": c["solution"]}
             for name, c in sorted(stats.contamination.items())
         },
+        "contaminated_files": stats.contaminated,
         "stages": {
             f"stage{stage}": {
                 sp: {

@@ -132,13 +132,26 @@ class DecontamConfig:
     eval_files: list[str] = _f([], "Extra eval JSONL files (added to the request's eval_files).")
     ngram: int = _f(
         10,
-        "A file sharing an n-gram of this many code tokens with an eval problem is dropped.",
+        "A file sharing an n-gram of this many code tokens with an eval problem is dropped; "
+        "n-grams with fewer than two identifiers outside literals are never counted.",
         min=4,
         max=64,
     )
     fields: list[str] = _f(
         ["prompt", "tests", "canonical_solution", "solution"],
-        "Fields of each eval row whose n-grams are checked.",
+        "Fields of each eval row whose code n-grams are checked (for a text field, its code lines).",
+    )
+    text_fields: list[str] = _f(
+        ["prompt"],
+        "Fields whose comment lines (the problem statement, without >>> examples) are matched "
+        "as text: lower-cased words, layout and punctuation ignored.",
+    )
+    text_ngram: int = _f(
+        12,
+        "A file containing this many words in a row of an eval prompt's statement (or the whole "
+        "statement when shorter, if at least 8 words) is dropped.",
+        min=8,
+        max=64,
     )
     solution_fields: list[str] = _f(
         ["canonical_solution", "solution"],
@@ -156,11 +169,16 @@ class DecontamConfig:
 class SplitConfig:
     eval_fraction: float = _f(
         0.05,
-        "Share of sources (packages/repos, never files) put in the eval split.",
+        "Share of each stage's tokens (counted as kept bytes) held out for eval: whole packages "
+        "where they can approach it, else files, else rows (the mode used is in REPORT.md).",
         min=0.0,
         max=0.9,
     )
-    min_eval_sources: int = _f(1, "At least this many sources go to eval when there are two or more.", min=0)
+    min_eval_sources: int = _f(
+        1,
+        "A split by package needs at least this many eval packages; with fewer, the split is by file.",
+        min=0,
+    )
 
 
 @dataclass

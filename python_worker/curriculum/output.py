@@ -64,6 +64,26 @@ class StagingDir:
         self._files[(stage, split)].write(data)
         return len(data.encode("utf-8"))
 
+    def move_rows(self, stage: int, chosen: set[int]) -> int:
+        """Move the train rows at the `chosen` indices (0-based, in write order) to the
+        end of eval; returns the bytes moved. The train file is rewritten under a
+        temporary name and renamed, like every output."""
+        train = self.path / f"stage{stage}" / "train.jsonl"
+        self._files[(stage, "train")].close()
+        self._files[(stage, "eval")].flush()
+        kept = train.with_name("train.jsonl.tmp")
+        moved = 0
+        with train.open(encoding="utf-8", newline="\n") as src, kept.open("w", encoding="utf-8", newline="\n") as dst:
+            for i, line in enumerate(src):
+                if i in chosen:
+                    self._files[(stage, "eval")].write(line)
+                    moved += len(line.encode("utf-8"))
+                else:
+                    dst.write(line)
+        os.replace(kept, train)
+        self._files[(stage, "train")] = open(train, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
+        return moved
+
     def close_files(self) -> None:
         for fh in self._files.values():
             fh.flush()

@@ -118,9 +118,24 @@ def markdown(manifest: dict[str, Any], charts: list[str]) -> str:
         (
             f"{f['scanned']:,} files ({f['bytes'] / 1e6:.2f} MB) scanned, {f['kept']:,} kept "
             f"({f['kept_bytes'] / 1e6:.2f} MB). Sources: {m['sources']['train']} train, "
-            f"{m['sources']['eval']} eval (split by package, never by file)."
+            f"{m['sources']['eval']} eval."
         ),
     ]
+    sp = m["split"]
+    lines += ["", "## Split", ""]
+    lines.append(
+        f"Target: {sp['eval_fraction']:.1%} of each stage's tokens in eval. The split is by package "
+        "where whole packages can approach it, else by file, else by row."
+    )
+    lines.append("")
+    lines += _table(
+        ["stage", "split by", "eval share of tokens (replay excluded)"],
+        [[stage, s["mode"], f"{s['eval_token_share']:.1%}"] for stage, s in sp["stages"].items()],
+    )
+    if m["sources"]["eval_keys"]:
+        lines += ["", "Eval packages: " + ", ".join(f"`{k}`" for k in m["sources"]["eval_keys"]) + "."]
+    if sp["eval_files"]:
+        lines += ["", f"{len(sp['eval_files'])} files held out by a split by file."]
     lines += ["", "## Rows and tokens", ""]
     rows = []
     for stage, splits in m["stages"].items():
@@ -150,13 +165,14 @@ def markdown(manifest: dict[str, Any], charts: list[str]) -> str:
     lines += ["", "## Decontamination", ""]
     lines += (
         _table(
-            ["eval set", "problems", "files dropped", "n-gram hits", "solution hits"],
+            ["eval set", "problems", "files dropped", "code n-gram hits", "prompt text hits", "solution hits"],
             [
                 [
                     e["name"],
                     e["rows"],
                     m["decontamination"][e["name"]]["files"],
                     m["decontamination"][e["name"]]["ngram"],
+                    m["decontamination"][e["name"]]["text"],
                     m["decontamination"][e["name"]]["solution"],
                 ]
                 for e in m["eval_sets"]
@@ -165,6 +181,21 @@ def markdown(manifest: dict[str, Any], charts: list[str]) -> str:
         if m["eval_sets"]
         else ["No eval sets configured."]
     )
+    if m["contaminated_files"]:
+        lines += ["", "Dropped files (also in `manifest.json`, `contaminated_files`):", ""]
+        lines += _table(
+            ["source", "path", "problem", "kind", "match"],
+            [
+                [
+                    c["source"],
+                    f"`{c['path']}`",
+                    c["problem"],
+                    c["kind"],
+                    "`" + c["match"][:80].replace("`", "'").replace("|", "\\|") + "`",
+                ]
+                for c in m["contaminated_files"]
+            ],
+        )
     if m["errors"]["count"]:
         lines += [
             "",

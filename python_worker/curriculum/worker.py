@@ -27,7 +27,7 @@ import numpy as np
 from python_worker.curriculum import books, dedup, fim_rows, lexer, mining, split
 from python_worker.curriculum.clean import Cleaner, language_of
 from python_worker.curriculum.config import CurriculumConfig, config_from_dict
-from python_worker.curriculum.decontam import DecontamIndex
+from python_worker.curriculum.decontam import DecontamIndex, Hit
 from python_worker.curriculum.elixir_ast import Parsed
 from python_worker.curriculum.scrub import Scrubber
 from python_worker.curriculum.tokens import TokenCounter
@@ -140,7 +140,7 @@ class ScanResult:
     secrets: dict[str, int]
     exact: bytes | None = None
     signature: bytes | None = None
-    contamination: list[tuple[str, str]] | None = None
+    contamination: list[Hit] | None = None
     modules: list[str] | None = None
 
 
@@ -160,9 +160,7 @@ def scan(task: tuple[str, list[tuple[int, str, int]]]) -> list[ScanResult]:
 def _scan_text(st: State, file_id: int, size: int, text: str, found: dict[str, int], rel: str) -> ScanResult:
     toks = lexer.tokens(text)
     hashes = lexer.token_hashes(toks)
-    contamination: list[tuple[str, str]] = []
-    if st.decontam is not None:
-        contamination = st.decontam.check(lexer.ngram_hashes(hashes, st.decontam.ngram))
+    contamination = st.decontam.check(text, toks, hashes) if st.decontam is not None else []
     if contamination:
         return ScanResult(file_id, size, "contaminated", found, contamination=contamination)
     signature = None
@@ -199,6 +197,7 @@ class RowBatch:
 
     lines: dict[int, list[Any]]
     tokens: dict[int, list[int]]
+    paths: dict[int, list[str]]  # the file each row came from (the split may be by file)
     kinds: Counter[str]
     errors: list[str]
     changed: int = 0
@@ -211,6 +210,7 @@ def build_rows(task: tuple[str, str, str, list[FileJob]]) -> RowBatch:
     batch = RowBatch(
         lines={1: [], 2: [], 3: []},
         tokens={1: [], 2: [], 3: []},
+        paths={1: [], 2: [], 3: []},
         kinds=Counter(),
         errors=[],
     )
@@ -233,6 +233,7 @@ def build_rows(task: tuple[str, str, str, list[FileJob]]) -> RowBatch:
     for stage, rows in pending.items():
         batch.tokens[stage] = st.counter.count([_row_text(r) for r in rows])
         batch.lines[stage] = rows if stage == 3 else [dumps(r) for r in rows]
+        batch.paths[stage] = [r["path"] for r in rows]
         batch.kinds.update(f"stage{stage}.{r['kind']}" for r in rows)
     return batch
 
@@ -315,11 +316,9 @@ def replay(task: tuple[str, str, list[tuple[str, int]]]) -> list[ReplayResult]:
         if text is None:
             out.append(ReplayResult(rel, reason, {}))
             continue
-        if st.decontam is not None:
-            hashes = lexer.token_hashes(lexer.tokens(text))
-            if st.decontam.check(lexer.ngram_hashes(hashes, st.decontam.ngram)):
-                out.append(ReplayResult(rel, "contaminated", dict(found)))
-                continue
+        if st.decontam is not None and st.decontam.check(text):
+            out.append(ReplayResult(rel, "contaminated", dict(found)))
+            continue
         path = f"{prefix}/{rel}"
         base = {
             "source": "replay",

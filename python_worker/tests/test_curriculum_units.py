@@ -17,6 +17,7 @@ from python_worker.curriculum import (
     elixir_ast,
     fim_rows,
     iex,
+    lexer,
     mining,
     spans,
     split,
@@ -97,21 +98,68 @@ def _index(tmp_path: Path, rows: list[dict]) -> decontam.DecontamIndex:
 
 
 def _hits(index: decontam.DecontamIndex, text: str) -> list[tuple[str, str]]:
-    from python_worker.curriculum import lexer
+    return [(h.eval_set, h.kind) for h in index.check(text)]
 
-    return index.check(lexer.ngram_hashes(lexer.token_hashes(lexer.tokens(text)), index.ngram))
+
+def _humaneval(n: int) -> dict:
+    return json.loads(HUMANEVAL.read_text().splitlines()[n])
 
 
 def test_decontam_hits_prompts_and_solutions_not_boilerplate(tmp_path: Path) -> None:
     solution = "Enum.reduce(list, 0, fn x, acc -> x * x + acc end) |> Kernel.div(length(list))"
     index = _index(tmp_path, [{"prompt": "# mean of squares", "canonical_solution": solution}])
-    prompt = json.loads(HUMANEVAL.read_text().splitlines()[5])["prompt"]
-    assert ("multipl-e-humaneval-elixir", "ngram") in _hits(index, "# copied\n" + prompt)
+    prompt = _humaneval(5)["prompt"]
+    assert ("multipl-e-humaneval-elixir", "text") in _hits(index, "# copied\n" + prompt)
     assert _hits(index, f"def f(list) do\n  {solution}\nend\n") == [("extra", "solution")]
     # ExUnit boilerplate shared by every MultiPL-E test, and number runs, are not hits.
     boilerplate = "defmodule MyTest do\n  use ExUnit.Case, async: true\n  test 'x' do\n    assert [1, 2, 3, 4, 5, 6, 7] == f()\n  end\nend\n"
     assert _hits(index, boilerplate) == []
     assert _hits(index, CODE) == []
+
+
+def test_decontam_matches_prompt_prose_as_text_whatever_the_layout(tmp_path: Path) -> None:
+    row = _humaneval(0)  # has_close_elements
+    prose, code = decontam.split_prose(row["prompt"])
+    assert prose.startswith("Check if in given list of numbers") and ">>>" not in prose
+    assert "def has_close_elements(numbers, threshold) do" in code
+    # The statement re-wrapped into a @doc heredoc, nothing else of the problem.
+    words = prose.split()
+    doc = '  @doc """\n  ' + " ".join(words[:7]) + "\n  " + " ".join(words[7:]) + '\n  """\n'
+    module = "defmodule Near do\n" + doc + "  def near?(xs, t), do: Enum.any?(xs, &(&1 < t))\nend\n"
+    (hit,) = _index(tmp_path, []).check(module)
+    assert (hit.eval_set, hit.kind, hit.problem) == (
+        "multipl-e-humaneval-elixir",
+        "text",
+        "multipl-e-humaneval-elixir/HumanEval_0_has_close_elements",
+    )
+    assert hit.match.startswith("check if in given list")
+    # A tests file copied verbatim is a code hit on its own problem.
+    (hit,) = _index(tmp_path, []).check(row["tests"])
+    assert (hit.kind, hit.problem) == ("ngram", "multipl-e-humaneval-elixir/HumanEval_0_has_close_elements")
+    assert hit.match in " ".join(lexer.tokens(row["tests"]))
+
+
+def test_decontam_never_counts_literal_runs(tmp_path: Path) -> None:
+    # The literals of real eval tests (lists of numbers, maps of strings, charlists)
+    # inside ordinary doc examples and tests: what used to drop lib/enum.ex.
+    index = _index(
+        tmp_path,
+        [
+            {
+                "name": "literal_heavy",
+                "tests": 'assert %{"a" => 1, "b" => 2, "c" => 3, "d" => 4} == HumanEval.candidate(['
+                "17, 4, 93, 8, 51, 26, 70, 2, 38, 64, 11, 85])\n"
+                "assert 'hello world again' == HumanEval.candidate(:ok)\n",
+            }
+        ],
+    )
+    ordinary = (
+        '      iex> Map.new(%{"a" => 1, "b" => 2, "c" => 3, "d" => 4})\n'
+        "      iex> Enum.sum([17, 4, 93, 8, 51, 26, 70, 2, 38, 64, 11, 85])\n"
+        "      iex> to_string('hello world again')\n"
+    )
+    assert _hits(index, ordinary) == []
+    assert _hits(index, "HumanEval.candidate([17, 4, 93, 8, 51, 26, 70, 2, 38, 64, 11, 85])") == [("extra", "ngram")]
 
 
 def test_eval_file_errors_name_the_line(tmp_path: Path) -> None:
@@ -225,33 +273,53 @@ def test_markdown_sections_and_order() -> None:
     assert books.chapter_order(paths, summary)[:2] == ["10-end.md", "1-start.md"]
 
 
-def test_split_is_by_key_and_seeded() -> None:
-    keys = {f"pkg{i}" for i in range(40)}
-    a = split.assign(keys, 1, 0.25, 1)
-    assert a == split.assign(sorted(keys, reverse=True), 1, 0.25, 1)
-    assert sum(v == "eval" for v in a.values()) == 10
-    assert a != split.assign(keys, 2, 0.25, 1)
-    assert list(split.assign({"a", "b"}, 0, 0.0, 1).values()).count("eval") == 1
-    assert split.assign({"only"}, 0, 0.5, 1) == {"only": "train"}
+def _code(sizes: dict[str, int]) -> dict[str, list[tuple[str, int, str]]]:
+    return {k: [(f"lib/{k}.ex", n, split.CODE)] for k, n in sizes.items()}
 
 
-def test_split_gives_every_group_an_eval_key_and_a_train_key() -> None:
-    packages = {f"pkg{i}" for i in range(20)}
-    books = {"guide-a", "guide-b", "guide-c"}
-    plain = split.assign(packages | books, 3, 0.05, 1)
-    grouped = split.assign(packages | books, 3, 0.05, 1, groups=[packages, books])
-    # The global draw (one key of 23) cannot cover both groups; grouping does,
-    # and only ever adds eval keys to the plain draw.
-    assert sum(plain[k] == "eval" for k in packages) == 0 or sum(plain[k] == "eval" for k in books) == 0
-    for group in (packages, books):
-        assert {grouped[k] for k in group} == {"train", "eval"}
-    assert {k for k, v in plain.items() if v == "eval"} <= {k for k, v in grouped.items() if v == "eval"}
-    assert grouped == split.assign(sorted(packages | books), 3, 0.05, 1, groups=[books, packages])
-    # A two-key group the draw took whole gives one key back to train.
-    whole = split.assign({"a", "b", "c", "d"}, 0, 0.5, 2)
-    pair = [k for k, v in whole.items() if v == "eval"]
-    regrouped = split.assign({"a", "b", "c", "d"}, 0, 0.5, 2, groups=[set(pair)])
-    assert sorted(regrouped[k] for k in pair) == ["eval", "train"]
+def _eval_share(a: split.Split, sizes: dict[str, int]) -> float:
+    return sum(n for k, n in sizes.items() if a.keys[k] == "eval") / sum(sizes.values())
+
+
+def test_split_is_by_package_and_seeded() -> None:
+    sizes = {f"pkg{i}": 1000 + 37 * i for i in range(40)}
+    a = split.assign(_code(sizes), 1, 0.25, 1, {})
+    assert a.keys == split.assign(dict(reversed(_code(sizes).items())), 1, 0.25, 1, {}).keys
+    assert a.modes[split.CODE] == "package" and not a.eval_files
+    assert abs(_eval_share(a, sizes) - 0.25) < 0.03
+    assert a.keys != split.assign(_code(sizes), 2, 0.25, 1, {}).keys
+    assert split.assign(_code({"a": 5, "b": 5}), 0, 0.0, 1, {}).modes[split.CODE] == "none"
+
+
+def test_split_aims_at_a_share_of_data_and_never_takes_a_giant_whole() -> None:
+    # One package holds 60% of the code: at 5% it must stay in train for every seed.
+    sizes = {"giant": 60_000, **{f"small{i}": 1000 + 100 * i for i in range(20)}}
+    for seed in range(20):
+        a = split.assign(_code(sizes), seed, 0.05, 1, {})
+        assert a.keys["giant"] == "train", seed
+        assert abs(_eval_share(a, sizes) - 0.05) < 0.02, seed
+
+
+def test_split_falls_back_to_files_then_rows() -> None:
+    # Three packages, each far more than twice 5%: no package fits, so files do.
+    files = {
+        k: [(f"lib/{k}{j}.ex", 400, split.CODE) for j in range(5)] + [("README.md", 900, split.DOCS)]
+        for k in ("a", "b", "c")
+    }
+    a = split.assign(files, 3, 0.05, 1, {})
+    assert set(a.keys.values()) == {"train"}
+    assert a.modes == {split.CODE: "file", split.DOCS: "file"}
+    held = {rel for _, rel in a.eval_files}
+    assert any(rel.endswith(".ex") for rel in held) and "README.md" in held
+    assert 0 < len(a.eval_files) < 18
+    # Docs in one file only: rows, decided once the rows exist.
+    one_doc = {"a": [("lib/a.ex", 10, split.CODE), ("guide.md", 50, split.DOCS)], "b": [("lib/b.ex", 10, split.CODE)]}
+    assert split.assign(one_doc, 0, 0.05, 1, {}).modes[split.DOCS] == "row"
+    assert split.assign(one_doc, 0, 0.05, 1, {split.DOCS: False}).modes[split.DOCS] == "off"
+    chosen = split.row_choice(0, 3, [100, 120, 90, 110, 95], 0.05)
+    assert len(chosen) == 1  # at least one row, about 5% of tokens
+    assert split.row_choice(0, 3, [100, 100], 0.9) != {0, 1}  # never every row
+    assert split.row_choice(0, 3, [100], 0.5) == set()
 
 
 def test_preference_prefers_popular_then_newer() -> None:
