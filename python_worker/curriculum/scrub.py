@@ -42,6 +42,8 @@ _PRIVATE_KEY = re.compile(
 
 # Access key ids: a fixed 4-letter prefix and 16 upper-case alphanumerics.
 _AWS_PREFIXES = ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA")
+# One regex with a literal first character scans far faster than eight `in` tests.
+_AWS_PREFIX = re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)")
 _AWS_KEY_ID = re.compile(r"\b(?:" + "|".join(_AWS_PREFIXES) + r")[0-9A-Z]{16}\b")
 _AWS_SECRET = re.compile(
     r"(?i)(aws_?secret_?(?:access_?)?key\s*(?:=|:|=>)\s*[\"']?)"
@@ -51,6 +53,9 @@ _AWS_SECRET = re.compile(
 # Token formats with a recognisable prefix: GitHub classic and fine-grained, Slack,
 # Stripe secret/restricted/webhook keys (test mode too: they still open the
 # account), OpenAI/Anthropic, Google API keys, GitLab.
+# Each prefix is found with str.find and the pattern matched only there: prefixes
+# such as "sk_" and "rk_" occur in ordinary code ("task_", "work_"), where a
+# whole-text regex scan would cost more than all the other rules together.
 _TOKEN_PREFIXES = (
     "ghp_",
     "gho_",
@@ -67,11 +72,12 @@ _TOKEN_PREFIXES = (
     "glpat-",
 )
 _KNOWN_TOKENS = re.compile(
-    r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}|"
+    r"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}|"
     r"xox[abposr]-[A-Za-z0-9-]{10,}|(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{16,}|"
     r"whsec_[A-Za-z0-9+/=]{24,}|sk-(?:[a-z]+-)?[A-Za-z0-9_-]{32,}|"
     r"AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,})(?![\w-])"
 )
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 # Header and payload are base64url JSON, so both start with `{"` = "eyJ".
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 _SLACK_WEBHOOK = re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_+-]{16,}")
@@ -206,16 +212,14 @@ class Scrubber:
             text, n = _PRIVATE_KEY.subn("<PRIVATE_KEY>", text)
             found["private_key"] += n
         if c.aws_keys:
-            if any(p in text for p in _AWS_PREFIXES):
+            if _AWS_PREFIX.search(text):
                 text, n = _AWS_KEY_ID.subn("<AWS_KEY>", text)
                 found["aws_key"] += n
-            if "ecret" in text or "ECRET" in text:
+            if ("ecret" in text or "ECRET" in text) and ("aws" in text or "AWS" in text):
                 text, n = _AWS_SECRET.subn(r"\1<AWS_KEY>", text)
                 found["aws_key"] += n
         if c.config_tokens:
-            if any(p in text for p in _TOKEN_PREFIXES):
-                text, n = _KNOWN_TOKENS.subn("<SECRET>", text)
-                found["token"] += n
+            text = self._known_tokens(text, found)
             if "eyJ" in text:
                 text, n = _JWT.subn("<SECRET>", text)
                 found["token"] += n
@@ -228,6 +232,19 @@ class Scrubber:
         if c.emails and "@" in text:
             text = self._emails(text, found)
         return text, +found
+
+    @staticmethod
+    def _known_tokens(text: str, found: Counter[str]) -> str:
+        spans: set[tuple[int, int]] = set()
+        for prefix in _TOKEN_PREFIXES:
+            i = text.find(prefix)
+            while i >= 0:
+                if i == 0 or text[i - 1] not in _WORD_CHARS:
+                    m = _KNOWN_TOKENS.match(text, i)
+                    if m:
+                        spans.add(m.span())
+                i = text.find(prefix, i + len(prefix))
+        return _replace_spans(text, spans, found, "token") if spans else text
 
     def _url_passwords(self, text: str, found: Counter[str]) -> str:
         spans: set[tuple[int, int]] = set()
