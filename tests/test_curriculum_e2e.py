@@ -12,7 +12,9 @@ minutes on a CPU:
 * a crash of the whole host re-queues the running job, which a new host on
   the same DATA_DIR runs to success;
 * a gate that cannot pass stops the run with the reason recorded;
-* an invalid config is rejected at POST with the field named.
+* an invalid config is rejected at POST with the field named;
+* a plan that cannot finish fails before any training, naming every problem;
+* worker crashes in two stages leave the third stage its full retry budget.
 
 The tests that kill things run their own host on their own DATA_DIR; the
 others share the session's `host`.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -101,8 +104,12 @@ def write_config(
     max_steps: int = 4,
     save_steps: int = 2,
     gate: dict[str, float] | None = None,
+    edit: Callable[[dict[str, Any]], None] | None = None,
 ) -> Path:
-    """A tiny curriculum: a few steps per stage, short sequences, plain LoRA of rank 8."""
+    """A tiny curriculum: a few steps per stage, short sequences, plain LoRA of rank 8.
+
+    `edit` may change the config (a dict, as below) before it is written.
+    """
     config = {
         "name": "e2e",
         "base_model": str(TINY_MODEL),
@@ -128,6 +135,8 @@ def write_config(
             {"name": "book", "learning_rate": 3.0e-3},
         ][:stages],
     }
+    if edit:
+        edit(config)
     path.write_text(exs(config) + "\n")
     return path
 
@@ -407,3 +416,89 @@ def test_a_host_restart_requeues_the_running_job(
     assert min(steps) > checkpoint, (checkpoint, steps)
     assert (stage_dir / "adapter_config.json").is_file()
     assert metrics(stage_dir)["gate"]["passed"] is True
+
+
+def test_a_plan_that_cannot_finish_fails_before_training_naming_every_problem(
+    host: HostProcess, dataset: Path, tmp_path: Path
+) -> None:
+    # Stage 3's eval set holds only replay rows (what a small corpus used to give).
+    data = tmp_path / "dataset"
+    shutil.copytree(dataset, data)
+    replay_only = [{"text": f"def f{i}(x):\n    return x + {i}\n", "source": "replay"} for i in range(3)]
+    (data / "stage3" / "eval.jsonl").write_text("".join(json.dumps(row) + "\n" for row in replay_only))
+    missing_model = tmp_path / "no-such-model"
+
+    def break_plan(config: dict[str, Any]) -> None:
+        config["base_model"] = str(missing_model)
+        # A gate no stage can pass: a loss cannot fall by 150%.
+        config["stages"][1]["gate"] = {"min_elixir_improvement_pct": 150.0}
+        # Valid for the host's config schema, refused by the worker (>= 8).
+        config["stages"][0]["max_seq_length"] = 4
+
+    config = write_config(tmp_path / "curriculum.exs", data, tmp_path / "adapters", edit=break_plan)
+    started = time.monotonic()
+    job = submit(host, "curriculum", {"config": str(config), "run": "doomed"})
+
+    progress: list[dict[str, Any]] = []
+    done = wait_for_job(host, job["id"], timeout=120, seen=lambda j: progress.append(j.get("progress") or {}))
+    assert time.monotonic() - started < 60, "the check took more than a minute"
+
+    assert done["state"] == "failed", done
+    assert done["attempts"] == 1, done  # a verdict, not retried
+    error = done["error"]
+    assert "nothing was trained" in error, error
+    assert f"stages[3].eval_set: {data / 'stage3' / 'eval.jsonl'} has no Elixir rows" in error, error
+    assert "stages[2].gate.min_elixir_improvement_pct is 150.0" in error, error
+    # The worker's checks: the missing model for every stage, listed once, and a bad setting.
+    assert f"stages[1,2,3] (worker): base_model: no model at '{missing_model}'" in error, error
+    assert "stages[1] (worker): config.max_seq_length must be >= 8, got 4" in error, error
+    # Nothing ran: no training progress, no run directory.
+    assert not any((p.get("phase") or "").endswith("/train") for p in progress), progress
+    assert not (tmp_path / "adapters" / "doomed").exists()
+
+
+def test_worker_crashes_in_two_stages_leave_the_next_stage_its_full_budget(
+    private_host: Callable[[Path], HostProcess], dataset: Path, tmp_path: Path
+) -> None:
+    host = private_host(tmp_path / "data")
+    config = write_config(tmp_path / "curriculum.exs", dataset, tmp_path / "adapters", max_steps=12)
+    job = submit(host, "curriculum", {"config": str(config), "run": "crashes"})
+
+    def training(stage: int) -> Callable[[], dict[str, Any] | None]:
+        def check() -> dict[str, Any] | None:
+            current = get_job(host, job["id"])
+            assert current["state"] not in ENDED, current
+            step = train_step(current)
+            in_stage = (current.get("progress") or {}).get("stage") == stage
+            return current if current["state"] == "running" and in_stage and step and step >= 1 else None
+
+        return check
+
+    killed: list[int] = []
+    for stage in (1, 2):
+        seen = poll(f"a training step of stage {stage}", training(stage), timeout=300, interval=0.05, host=host)
+        assert seen["attempts"] == 1 and seen["unit"] == f"stage {stage}", seen
+        pid = host.health()["worker"]["os_pid"]
+        assert pid not in killed
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    errors: set[str] = set()
+    in_stage3: list[tuple[int, int]] = []
+
+    def seen(current: dict[str, Any]) -> None:
+        if current["error"]:
+            errors.add(current["error"].split(":")[0])
+        if current["state"] == "running" and (current.get("progress") or {}).get("stage") == 3:
+            in_stage3.append((current["attempts"], current["total_attempts"]))
+
+    done = wait_for_job(host, job["id"], timeout=400, seen=seen)
+    assert done["state"] == "succeeded", done["error"]
+    # One crash in stage 1, one in stage 2: each failed attempt names its stage.
+    assert {"stage 1", "stage 2"} <= errors, errors
+    # Stage 3 ran on attempt 1 of its own budget, on the job's third attempt overall.
+    assert in_stage3, "stage 3 was never seen running"
+    assert set(in_stage3) == {(1, 3)}, in_stage3
+    assert (done["attempts"], done["total_attempts"], done["unit"]) == (1, 3, "stage 3"), done
+    for number in (1, 2, 3):
+        assert metrics(tmp_path / "adapters" / "crashes" / f"stage{number}")["gate"]["passed"] is True

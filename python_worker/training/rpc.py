@@ -128,7 +128,7 @@ def train_events(req: worker_pb2.TrainRequest, cancel: threading.Event) -> Itera
 
 
 def _validated(req: worker_pb2.TrainRequest) -> worker_pb2.JobEvent:
-    """COMPLETED when Train would accept `req`; else InvalidRequest naming every problem found.
+    """COMPLETED when Train would accept `req`; else InvalidRequest naming every problem found, one a line.
 
     validate_job stops at its first problem, and the paths come before the
     settings, so the settings are also checked on their own: a missing base
@@ -143,7 +143,7 @@ def _validated(req: worker_pb2.TrainRequest) -> worker_pb2.JobEvent:
             if str(exc) not in problems:
                 problems.append(str(exc))
     if problems:
-        raise InvalidRequest("; ".join(problems))
+        raise InvalidRequest("\n".join(problems))
     return worker_pb2.JobEvent(
         job_id=req.job_id,
         kind=worker_pb2.JobEvent.COMPLETED,

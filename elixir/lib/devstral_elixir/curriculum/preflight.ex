@@ -130,7 +130,7 @@ defmodule DevstralElixir.Curriculum.Preflight do
             {:cont, {:ok, acc}}
 
           {:invalid, message} ->
-            {:cont, {:ok, [{message, stage.number} | acc]}}
+            {:cont, {:ok, acc ++ problems_of(message, stage.number)}}
 
           {:error, message} ->
             {:halt, {:error, "the worker could not check the plan: #{message}"}}
@@ -160,9 +160,13 @@ defmodule DevstralElixir.Curriculum.Preflight do
     )
   end
 
+  # The worker lists its problems one a line.
+  defp problems_of(message, number) do
+    for line <- String.split(message, "\n", trim: true), do: {line, number}
+  end
+
   defp group_by_message(found) do
     found
-    |> Enum.reverse()
     |> Enum.group_by(&elem(&1, 0), &elem(&1, 1))
     |> Enum.sort_by(fn {_message, numbers} -> hd(numbers) end)
     |> Enum.map(fn {message, numbers} ->

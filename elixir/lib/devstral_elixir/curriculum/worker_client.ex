@@ -50,15 +50,20 @@ defmodule DevstralElixir.Curriculum.WorkerClient do
   @doc """
   Asks the worker whether it would accept `request` (sent with
   `validate_only`: nothing is trained). `{:invalid, problems}` holds the
-  worker's own field-level messages; `{:error, _}` means the worker could not
+  worker's own field-level messages, one a line; `{:error, _}` means the worker could not
   be asked.
   """
   @spec validate_train(TrainRequest.t()) :: :ok | {:invalid, String.t()} | {:error, String.t()}
   def validate_train(%TrainRequest{} = request) do
     case consume("Train", %{request | validate_only: true}, fn _event -> :ok end) do
-      {:ok, _completed} -> :ok
-      {:invalid, "Train rejected the request: " <> problems} -> {:invalid, problems}
-      other -> other
+      {:ok, _completed} ->
+        :ok
+
+      {:invalid, "Train rejected the request: " <> problems} ->
+        {:invalid, String.replace_prefix(problems, "invalid_argument: ", "")}
+
+      other ->
+        other
     end
   end
 

@@ -77,11 +77,19 @@ defmodule DevstralElixir.Curriculum.PreflightTest do
     plan = plan(root, stages: stages)
     only_replay!(plan, 3)
     missing = plan.config.base_model
-    Process.put(:validate, fn _request -> {:invalid, "base_model: no model at '#{missing}'"} end)
+
+    Process.put(:validate, fn
+      # The worker lists its problems one a line.
+      %TrainRequest{stage: 1} ->
+        {:invalid, "base_model: no model at '#{missing}'\nconfig.max_seq_length must be >= 8"}
+
+      _request ->
+        {:invalid, "base_model: no model at '#{missing}'"}
+    end)
 
     assert {:discard, message} = Runner.execute(plan, client: CheckingClient)
 
-    assert message =~ "the plan cannot run (3 problems); nothing was trained:"
+    assert message =~ "the plan cannot run (4 problems); nothing was trained:"
 
     assert message =~
              "stages[3].eval_set: #{plan.config.dataset_dir}/stage3/eval.jsonl has no Elixir rows"
@@ -89,7 +97,8 @@ defmodule DevstralElixir.Curriculum.PreflightTest do
     assert message =~ "stages[2].gate.min_elixir_improvement_pct is 150.0"
     # The worker's message for every stage is listed once, naming the stages.
     assert message =~ "stages[1,2,3] (worker): base_model: no model at '#{missing}'"
-    assert length(String.split(message, "\n  - ")) == 4
+    assert message =~ "stages[1] (worker): config.max_seq_length must be >= 8"
+    assert length(String.split(message, "\n  - ")) == 5
     # Nothing was written: not even run.json.
     refute File.exists?(plan.run_dir)
 
