@@ -116,10 +116,18 @@ def test_secrets_are_scrubbed(built: Built) -> None:
 
 def test_decontamination_counts_per_eval_set(built: Built) -> None:
     d = built.manifest["decontamination"]
-    assert d["multipl-e-humaneval-elixir"] == {"files": 1, "ngram": 1, "solution": 0}
-    assert d["extra_eval"] == {"files": 1, "ngram": 0, "solution": 1}
+    # The pasted HumanEval prompt matches as text; the pasted solution as code.
+    assert d["multipl-e-humaneval-elixir"] == {"files": 1, "ngram": 0, "text": 1, "solution": 0}
+    assert d["extra_eval"] == {"files": 1, "ngram": 0, "text": 0, "solution": 1}
     assert d["multipl-e-mbpp-elixir"]["files"] == 0
     assert [e["name"] for e in built.manifest["eval_sets"]][-1] == "extra_eval"
+    dropped = {(c["path"], c["problem"], c["kind"]) for c in built.manifest["contaminated_files"]}
+    assert dropped == {
+        ("lib/human_eval.ex", "multipl-e-humaneval-elixir/HumanEval_0_has_close_elements", "text"),
+        ("lib/close.ex", "extra_eval/close_numbers", "solution"),
+    }
+    assert all(c["source"] == "beta@0.3.0" and c["match"] for c in built.manifest["contaminated_files"])
+    assert "HumanEval_0_has_close_elements" in (built.out / "REPORT.md").read_text()
 
 
 def test_the_shipped_eval_sets_are_the_default(built: Built) -> None:
@@ -136,6 +144,11 @@ def test_newer_version_is_kept_over_its_duplicates(built: Built) -> None:
 
 
 def test_no_source_in_both_splits(built: Built) -> None:
+    split = built.manifest["split"]
+    assert {k: v["mode"] for k, v in split["stages"].items()} == dict.fromkeys(
+        ("stage1", "stage2", "stage3"), "package"
+    )
+    assert split["eval_files"] == []
     train = {r["source"] for (_, split), rows in built.rows.items() if split == "train" for r in rows}
     evals = {r["source"] for (_, split), rows in built.rows.items() if split == "eval" for r in rows}
     assert evals, "the 30% eval split should hold some sources"
@@ -170,6 +183,63 @@ def test_every_stage_gets_eval_rows_from_a_small_mixed_corpus(tmp_path: Path) ->
         stages = result.manifest["stages"]
         assert all(stages[f"stage{n}"]["eval"]["rows"] > 0 for n in (1, 2, 3)), (seed, stages)
         assert result.manifest["sources"]["without_files"] == 6
+
+
+def test_a_handful_of_tiny_packages_still_gets_eval_rows_in_every_stage(tmp_path: Path) -> None:
+    """Five tiny packages, each far above 5% of the data, one README: no package
+    fits the target, so code is split by file and the single Markdown file by row."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    readme = "".join(
+        f"# Tiny {i}\n\n## Using tiny part {i}\n\nCall `Tiny.run/1` with a list; it maps each item.\n\n"
+        f"```elixir\niex> Tiny.run([{i}])\n[{i + 1}]\n```\n\n"
+        for i in range(4)
+    )
+    rows = [
+        _package(
+            raw,
+            f"tiny{i}",
+            "0.1.0",
+            {
+                f"lib/tiny{i}.ex": elixir_module(f"Tiny{i}", 40 + i, functions=3),
+                f"lib/tiny{i}/extra.ex": elixir_module(f"Tiny{i}.Extra", 50 + i, functions=2),
+                **({"README.md": readme} if i == 0 else {}),
+            },
+            10,
+            ["MIT"],
+        )
+        for i in range(5)
+    ]
+    _write_manifest(raw, rows)
+    config = parse_config(json.dumps({"replay": {"share": 0}, "workers": 1}))
+    out = tmp_path / "out"
+    result = build(
+        BuildRequest(inputs=[str(raw)], out_dir=str(out), config=config, seed=1), lambda _e: None, threading.Event()
+    )
+    m = result.manifest
+    assert {k: v["mode"] for k, v in m["split"]["stages"].items()} == {
+        "stage1": "file",
+        "stage2": "file",
+        "stage3": "row",
+    }
+    for n in (1, 2, 3):
+        assert m["stages"][f"stage{n}"]["eval"]["rows"] > 0 and m["stages"][f"stage{n}"]["train"]["rows"] > 0, n
+        share = m["split"]["stages"][f"stage{n}"]["eval_token_share"]
+        assert 0 < share < 0.5, (n, share)
+    assert m["sources"]["eval"] == 0 and m["split"]["eval_files"]
+    # Files on disk match the manifest after rows moved between them.
+    rows_on_disk = {
+        (n, sp): len((out / f"stage{n}" / f"{sp}.jsonl").read_text().splitlines())
+        for n in (1, 2, 3)
+        for sp in ("train", "eval")
+    }
+    assert rows_on_disk == {
+        (n, sp): m["stages"][f"stage{n}"][sp]["rows"] for n in (1, 2, 3) for sp in ("train", "eval")
+    }
+    held = {(r["path"]) for r in _read(out)[(1, "eval")]}
+    assert held and not held & {r["path"] for r in _read(out)[(1, "train")]}  # a file is in one split
+    report = (out / "REPORT.md").read_text()
+    assert "| stage3 | row |" in report and "| stage1 | file |" in report
 
 
 def test_every_row_has_source_path_and_licence(built: Built) -> None:
