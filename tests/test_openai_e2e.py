@@ -58,8 +58,10 @@ def test_health_and_models(host: HostProcess) -> None:
     assert health["model"]["id"] == str(TINY_MODEL)
     assert health["model"]["context_length"] > 0
 
+    # The served name (SERVED_MODEL_NAME, by default the directory's name), not the path.
     models = client(host).models.list()
-    assert [m.id for m in models.data] == [str(TINY_MODEL)]
+    assert [m.id for m in models.data] == ["tiny-elixir"]
+    assert client(host).models.retrieve("tiny-elixir").id == "tiny-elixir"
 
 
 def test_streamed_chat_equals_direct_generation(host: HostProcess) -> None:
@@ -84,8 +86,11 @@ def test_streamed_fim_completion_equals_direct_generation(host: HostProcess) -> 
     stream = client(host).completions.create(
         model=str(TINY_MODEL), prompt=prefix, suffix=suffix, stream=True, temperature=0, max_tokens=MAX_TOKENS
     )
-    text = "".join(c.choices[0].text for c in stream if c.choices)
+    chunks = list(stream)
+    text = "".join(c.choices[0].text for c in chunks if c.choices)
     assert text == direct_greedy(fim.style("qwen").psm(prefix, suffix))
+    # Asked for by its path, answered under its served name.
+    assert {c.model for c in chunks} == {"tiny-elixir"}
 
 
 def test_non_streamed_completion_has_usage(host: HostProcess) -> None:
@@ -104,7 +109,7 @@ def test_non_streamed_completion_has_usage(host: HostProcess) -> None:
         ("/v1/chat/completions", b'{"model": "tiny-elixir"}', 400, "messages"),
         ("/v1/completions", b'{"max_tokens": 3}', 400, "prompt"),
         ("/v1/completions", b'{"prompt": "x", "temperature": "hot"}', 400, "temperature"),
-        ("/v1/completions", b'{"prompt": "x", "model": "gpt-9"}', 404, "gpt-9"),
+        ("/v1/completions", b'{"prompt": "x", "model": "gpt-9"}', 404, 'serves "tiny-elixir"'),
         ("/v1/completions", b'{"prompt": "x", "n": 3}', 400, "n=1"),
     ],
 )

@@ -47,6 +47,8 @@ defmodule DevstralElixir.Application do
        host: config.http_host,
        port: config.http_port,
        api_token: config.api_token,
+       model: config.model,
+       served_model_name: config.served_model_name,
        log_dir: Path.join(config.data_dir, "logs")}
     ]
   end

@@ -12,6 +12,7 @@ defmodule DevstralElixir.Config do
   | `DATA_DIR` | `<repo>/data` | models, corpora, datasets, adapters, Mnesia |
   | `API_TOKEN` | unset | bearer token for `/v1/*`; required when `HTTP_HOST` is not loopback |
   | `WORKER_PYTHON` | `<repo>/.venv/bin/python` | the Python interpreter that runs the worker |
+  | `SERVED_MODEL_NAME` | `MODEL`'s directory name (`tiny-elixir`), or the hub id | the model id `/v1/models` lists; requests may name the model by it or by `MODEL` |
 
   An invalid value raises `DevstralElixir.Config.Error` naming the variable, so
   the host fails at start instead of misbehaving later.
@@ -32,6 +33,7 @@ defmodule DevstralElixir.Config do
     :grpc_port,
     :api_token,
     :python,
+    :served_model_name,
     worker_grpc: true
   ]
 
@@ -44,6 +46,7 @@ defmodule DevstralElixir.Config do
           grpc_port: :inet.port_number(),
           api_token: String.t() | nil,
           python: Path.t(),
+          served_model_name: String.t(),
           worker_grpc: boolean()
         }
 
@@ -75,10 +78,13 @@ defmodule DevstralElixir.Config do
               "a server reachable from other machines needs a token"
     end
 
+    model = model(env, root)
+
     %__MODULE__{
       root: root,
       data_dir: data_dir,
-      model: model(env, root),
+      model: model,
+      served_model_name: non_empty(env, "SERVED_MODEL_NAME") || default_served_name(model),
       http_host: http_host,
       http_port: port(env, "HTTP_PORT", 4000),
       grpc_port: port(env, "GRPC_PORT", 50051),
@@ -86,6 +92,16 @@ defmodule DevstralElixir.Config do
       api_token: api_token,
       python: non_empty(env, "WORKER_PYTHON") || Path.join(root, ".venv/bin/python")
     }
+  end
+
+  @doc """
+  The name a model is served under when `SERVED_MODEL_NAME` does not say, as
+  vLLM's `--served-model-name` defaults: a checkpoint directory's own name
+  (`/models/tiny-elixir` is `tiny-elixir`), a hub id as it is.
+  """
+  @spec default_served_name(String.t()) :: String.t()
+  def default_served_name(model) do
+    if path?(model), do: model |> Path.expand() |> Path.basename(), else: model
   end
 
   @doc "True for 127.0.0.0/8 and ::1."
@@ -111,13 +127,15 @@ defmodule DevstralElixir.Config do
         Path.join(root, "data/models/tiny-elixir")
 
       value ->
-        if String.starts_with?(value, ["/", ".", "~"]) and not File.dir?(Path.expand(value)) do
+        if path?(value) and not File.dir?(Path.expand(value)) do
           raise Error, "MODEL=#{value} looks like a path but no such directory exists"
         end
 
         value
     end
   end
+
+  defp path?(model), do: String.starts_with?(model, ["/", ".", "~"])
 
   defp port(env, name, default) do
     case non_empty(env, name) do

@@ -38,4 +38,15 @@ defmodule DevstralElixir.ConfigTest do
     assert_raise Config.Error, ~r/HTTP_HOST/, fn -> Config.load(%{"HTTP_HOST" => "nope"}) end
     assert_raise Config.Error, ~r/WORKER_GRPC/, fn -> Config.load(%{"WORKER_GRPC" => "maybe"}) end
   end
+
+  test "SERVED_MODEL_NAME defaults to the model directory's name, or the hub id" do
+    assert Config.load(%{}).served_model_name == "tiny-elixir"
+
+    assert Config.load(%{"MODEL" => "Qwen/Qwen2.5-Coder-1.5B"}).served_model_name ==
+             "Qwen/Qwen2.5-Coder-1.5B"
+
+    assert Config.load(%{"SERVED_MODEL_NAME" => "my-coder"}).served_model_name == "my-coder"
+    assert Config.load(%{"SERVED_MODEL_NAME" => " "}).served_model_name == "tiny-elixir"
+    assert Config.default_served_name("/models/coder/") == "coder"
+  end
 end

@@ -6,6 +6,10 @@ defmodule DevstralElixir.Web.OpenAI do
   `data:` chunks ending in `data: [DONE]`, written as the worker produces
   tokens.
 
+  Models are listed under their served name (`SERVED_MODEL_NAME`, by default
+  the checkpoint directory's name); requests may name the model by it or by
+  the path (or hub id) the worker loaded.
+
   Errors are OpenAI-shaped JSON: 400 for malformed JSON, missing or invalid
   fields and prompts over the context length; 404 for an unknown model; 503
   while the worker is not ready.
@@ -13,22 +17,25 @@ defmodule DevstralElixir.Web.OpenAI do
 
   alias DevstralElixir.Proto.{GenerateResponse, Usage}
   alias DevstralElixir.Web.{ChunkedStream, Json, OpenAIParams, Request}
-  alias DevstralElixir.Worker
+  alias DevstralElixir.{Config, Worker}
   alias DevstralElixir.Worker.Error
 
   @doc "Routes a `/v1/...` request (the path after `v1`)."
   @spec route(String.t(), [String.t()], Request.t(), map()) :: term()
   def route("GET", ["models"], _request, context) do
     with {:ok, model} <- ready_model(context) do
-      Json.respond(200, %{"object" => "list", "data" => [model_object(model)]})
+      Json.respond(200, %{"object" => "list", "data" => [model_object(model, context)]})
     end
   end
 
   def route("GET", ["models" | id_parts], _request, context) when id_parts != [] do
     id = Enum.join(id_parts, "/")
 
-    with {:ok, model} <- ready_model(context), :ok <- same_model(id, model) do
-      Json.respond(200, model_object(model))
+    with {:ok, model} <- ready_model(context),
+         # The path split dropped an absolute path's leading slash.
+         id = if("/" <> id == model.id, do: model.id, else: id),
+         :ok <- same_model(id, model, context) do
+      Json.respond(200, model_object(model, context))
     end
   end
 
@@ -46,9 +53,15 @@ defmodule DevstralElixir.Web.OpenAI do
     with {:ok, body} <- decode(request.body),
          {:ok, parsed} <- parse(kind, body),
          {:ok, model} <- ready_model(context),
-         :ok <- same_model(parsed.model, model) do
+         :ok <- same_model(parsed.model, model, context) do
       request = %{parsed.request | model: ""}
-      meta = %{kind: kind, model: model.id, id: id(kind), created: System.os_time(:second)}
+
+      meta = %{
+        kind: kind,
+        model: served_name(model, context),
+        id: id(kind),
+        created: System.os_time(:second)
+      }
 
       if parsed.stream,
         do: stream(context.worker, request, Map.put(meta, :include_usage, parsed.include_usage)),
@@ -90,25 +103,47 @@ defmodule DevstralElixir.Web.OpenAI do
     end
   end
 
-  # Clients may name the model by its id or by the last part of its path.
-  defp same_model(nil, _model), do: :ok
-  defp same_model("", _model), do: :ok
+  # Clients may name the model by its served name (what /v1/models lists) or
+  # by what the worker loaded (a path or a hub id), as vLLM accepts both.
+  defp same_model(nil, _model, _context), do: :ok
+  defp same_model("", _model, _context), do: :ok
 
-  defp same_model(name, model) do
-    if name == model.id or name == Path.basename(model.id) do
+  defp same_model(name, model, context) do
+    served = served_name(model, context)
+
+    if name in [served, model.id] do
       :ok
     else
       Json.error(
         404,
-        "the model #{inspect(name)} does not exist; this server serves #{inspect(model.id)}",
+        "the model #{inspect(name)} does not exist; this server serves #{inspect(served)} " <>
+          "(also accepted as #{inspect(model.id)})",
         param: "model",
         code: "model_not_found"
       )
     end
   end
 
-  defp model_object(model) do
-    %{"id" => model.id, "object" => "model", "created" => 0, "owned_by" => "devstral-elixir"}
+  # SERVED_MODEL_NAME names the configured model; a model loaded over gRPC
+  # instead is served under its directory name (or hub id).
+  defp served_name(model, context) do
+    case context do
+      %{model: configured, served_model_name: name}
+      when is_binary(name) and configured == model.id ->
+        name
+
+      _ ->
+        Config.default_served_name(model.id)
+    end
+  end
+
+  defp model_object(model, context) do
+    %{
+      "id" => served_name(model, context),
+      "object" => "model",
+      "created" => 0,
+      "owned_by" => "devstral-elixir"
+    }
   end
 
   # Non-streamed: gather the deltas, answer once.

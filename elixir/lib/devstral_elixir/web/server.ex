@@ -15,6 +15,8 @@ defmodule DevstralElixir.Web.Server do
     port: 4000,
     worker: DevstralElixir.Worker,
     api_token: nil,
+    model: nil,
+    served_model_name: nil,
     log_dir: nil,
     max_body_bytes: 8 * 1024 * 1024
   ]
@@ -24,7 +26,10 @@ defmodule DevstralElixir.Web.Server do
   @doc """
   Starts yaws. Options: `:host` (an IP tuple), `:port` (0 picks a free one),
   `:worker` (the `DevstralElixir.Worker` server to call), `:api_token` (bearer
-  token for `/v1/*`, or nil), `:log_dir`, `:max_body_bytes`.
+  token for `/v1/*`, or nil), `:model` and `:served_model_name` (the configured
+  model and the id the OpenAI API gives it; other models loaded into the worker
+  are served under `DevstralElixir.Config.default_served_name/1`), `:log_dir`,
+  `:max_body_bytes`.
   """
   @spec start_link(keyword()) :: GenServer.on_start()
   def start_link(opts) do
@@ -47,6 +52,8 @@ defmodule DevstralElixir.Web.Server do
     context = %{
       worker: opts[:worker],
       api_token: opts[:api_token],
+      model: opts[:model],
+      served_model_name: opts[:served_model_name],
       max_body_bytes: opts[:max_body_bytes]
     }
 
