@@ -110,7 +110,24 @@ _SALT_NAMES = ("secret_key_base", "signing_salt", "encryption_salt")
 _STRONG_WORDS = ("passw", "pwd", "secret", "token", "credential", "salt")
 # A name ending in one of these holds a reference to a secret, not the secret.
 _REFERENCE_SUFFIXES = frozenset(
-    {"env", "var", "file", "path", "name", "type", "module", "header", "field", "length", "size", "ttl", "dir"}
+    {
+        "env",
+        "var",
+        "file",
+        "path",
+        "name",
+        "type",
+        "module",
+        "header",
+        "field",
+        "length",
+        "size",
+        "ttl",
+        "dir",
+        "prefix",
+        "suffix",
+        "query",
+    }
 )
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 # From the end of the key word: the rest of the name, its closing quote, the
@@ -128,8 +145,9 @@ _PLACEHOLDER = re.compile(
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # One part of an identifier, path, module or env-var name: words, not random characters.
 # (Upper-case runs are capped: a long one is more likely a random id than a word.)
-_WORD = re.compile(r"[A-Z]{0,10}[a-z]*(?:[A-Z]+[a-z]{2,})*|[A-Za-z]{1,12}\d{1,2}|\d{1,4}")
-_WORD_SPLIT = re.compile(r"[_\-.:/@+ ]+")
+_WORD = re.compile(r"[A-Z]{0,10}[a-z]*(?:[A-Z]+[a-z]{2,})*|[A-Za-z]{1,12}\d{1,3}|\d{1,4}")
+# Punctuation splits too: "&_csrf_token=" and "some!Password" are words, not random.
+_WORD_SPLIT = re.compile(r"[_\-.:/@+ &?=,;!#%*]+")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 # Entropy floors in bits per character: gitleaks uses 3.5 for its generic rule;
@@ -164,16 +182,14 @@ def is_secret_value(name: str, value: str) -> bool:
     last = re.split(r"[_-]", name.strip("_-"))[-1]
     if last in _REFERENCE_SUFFIXES:
         return False
+    # One long word ("hunter2hunter2") is a password; several words are an identifier.
+    words = _wordy(value) and len([p for p in _WORD_SPLIT.split(value) if p]) > 1
     if any(s in name for s in _SALT_NAMES):
-        return len(value) >= STRONG_MIN_LEN and shannon_entropy(value) >= 2.0
+        return len(value) >= STRONG_MIN_LEN and shannon_entropy(value) >= 2.0 and not words
     if any(w in name for w in _STRONG_WORDS):
         if value.lower() in _DEV_PASSWORDS:
             return False
-        # One long word ("hunter2hunter2") is a password; several words are an identifier.
-        multi = len(_WORD_SPLIT.split(value.strip("_-.:/@+ "))) > 1
-        return (
-            len(value) >= STRONG_MIN_LEN and shannon_entropy(value) >= STRONG_ENTROPY and not (multi and _wordy(value))
-        )
+        return len(value) >= STRONG_MIN_LEN and shannon_entropy(value) >= STRONG_ENTROPY and not words
     floor = WEAK_HEX_ENTROPY if _HEX.match(value) else WEAK_ENTROPY
     return (
         len(value) >= WEAK_MIN_LEN and shannon_entropy(value) >= floor and not _wordy(value) and not _UUID.match(value)
@@ -253,14 +269,18 @@ class Scrubber:
             scheme = _SCHEME_BEFORE.search(text, max(0, i - 17), i)
             if scheme and scheme.group(1).lower() in _URL_SCHEMES:
                 m = _USERINFO.match(text, i + 3)
-                if m and self._url_password(m.group(1), m.group(2)):
+                if m and self._url_password(m.group(1), m.group(2), scheme.group(1).lower()):
                     spans.add(m.span(2))
             i = text.find("://", i + 3)
         return _replace_spans(text, spans, found, "db_password") if spans else text
 
     @staticmethod
-    def _url_password(user: str, password: str) -> bool:
-        return password != user and password.lower() not in _DEV_PASSWORDS and not _PLACEHOLDER.match(password)
+    def _url_password(user: str, password: str, scheme: str = "ecto") -> bool:
+        """A database URL's password is a secret unless a dev default; a web URL's (`http://lol:wut@`,
+        common in URI tests) only if it would pass as a password value."""
+        if password == user or password.lower() in _DEV_PASSWORDS or _PLACEHOLDER.match(password):
+            return False
+        return not scheme.startswith("http") or is_secret_value("password", password)
 
     def _config_values(self, text: str, found: Counter[str]) -> str:
         lower = _lowered(text)

@@ -84,6 +84,7 @@ SECRETS: list[Case] = [
     _p("postgresql_url", 'database_url = "postgresql://svc:{S}@pg.prod/svc"', fake(ALNUM, 16)),
     _p("mysql_url", 'url: "mysql://root:{S}@mysql.local:3306/legacy"', fake(ALNUM, 12)),
     _p("redis_url", 'redis_url: "redis://default:{S}@cache.internal:6379"', fake(ALNUM, 24)),
+    _p("git_dep_https", '{:private_dep, git: "https://deploy:{S}@github.com/acme/private_dep.git"}', fake(ALNUM, 32)),
     _p("amqp_url", 'url: "amqp://broker:{S}@rabbit.internal/vhost"', fake(ALNUM, 20)),
     # exact formats
     _p("jwt", 'headers = [{"x-token", "{S}"}]', _JWT),
@@ -173,5 +174,11 @@ LOOK_ALIKES: list[Case] = [
     Case("redacted", 'password: "[REDACTED]"'),
     Case("nil_password", "password: nil"),
     Case("iex_example", 'iex> MyApp.Auth.sign_token("user-42")'),
+    # found scanning real Elixir projects (Phoenix, Elixir's own URI tests)
+    Case("attribute_prefix", '@auth_token_prefix "base64url.bearer.phx."'),
+    Case("query_fragment", 'csrf_token_query = "&_csrf_token=" <> URI.encode_www_form(body)'),
+    Case("env_placeholder_words", "$ export SECRET_KEY_BASE=REALLY_LONG_SECRET"),
+    Case("uri_test_userinfo", 'assert URI.parse("http://foo:bar@localhost:4444") == expected_uri'),
+    Case("proxy_env", 'System.put_env("HTTP_PROXY", "http://my:proxy@localhost:3128")'),
     Case("keyword_function", 'Keyword.get(opts, :api_key, "default-dev-key")'),
 ]
