@@ -173,14 +173,18 @@ class TransformersBackend:
         if options.max_tokens < 1:
             raise invalid_argument("max_tokens must be at least 1")
 
-        def decode(emit: Callable[[Any], bool], cancel: threading.Event) -> None:
-            self._decode(prompt_ids, options, emit, cancel)
+        ready = DeltaBuffer()
+
+        def decode(wake: Callable[[Any], bool], cancel: threading.Event) -> None:
+            self._decode(prompt_ids, options, lambda delta: ready.put(delta, wake), cancel)
 
         # stream_in_thread sets `cancel` on completion, error and cancellation alike:
         # the decode loop checks it before every forward, so compute stops within a token.
-        async with aclosing(stream_in_thread(decode, "generate")) as deltas:
-            async for delta in deltas:
-                yield delta
+        async with aclosing(stream_in_thread(decode, "generate")) as wakes:
+            async for _ in wakes:
+                delta = ready.take()
+                if delta is not None:
+                    yield delta
 
     def _decode(
         self,
@@ -233,6 +237,42 @@ class TransformersBackend:
                     return
                 emit(Delta(text, (token,)))
                 input_ids = torch.tensor([[token]], device=device)
+
+
+class DeltaBuffer:
+    """Deltas from the decode thread, merged until the event loop takes them.
+
+    When the consumer (the port or gRPC writer) falls behind the model, the
+    tokens decoded meanwhile go out as one delta (one frame, one socket write)
+    instead of one each: the per-token costs downstream would otherwise compete
+    with decoding for the CPU. Only the first delta of a batch wakes the event
+    loop, so a backlog also costs no extra wake-ups.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[Delta] = []
+
+    def put(self, delta: Delta, wake: Callable[[Any], bool]) -> bool:
+        """Add a delta (decode thread); wakes the consumer when the buffer was empty."""
+        with self._lock:
+            first = not self._pending
+            self._pending.append(delta)
+        return wake(None) if first else True
+
+    def take(self) -> Delta | None:
+        """Everything put since the last take, as one delta (None when empty)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        if not pending:
+            return None
+        if len(pending) == 1:
+            return pending[0]
+        return Delta(
+            "".join(d.text for d in pending),
+            tuple(t for d in pending for t in d.token_ids),
+            pending[-1].finish_reason,  # only the last delta of a generation has one
+        )
 
 
 def _looks_like_path(model: str) -> bool:

@@ -1,0 +1,55 @@
+"""Coalescing of ready deltas: unit behaviour and the real backend with a slow consumer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from python_worker.backends.base import Delta, FinishReason, SamplingOptions, TextPrompt
+from python_worker.backends.transformers_backend import DeltaBuffer, TransformersBackend
+
+
+def test_only_the_first_delta_of_a_batch_wakes_the_consumer() -> None:
+    buffer, wakes = DeltaBuffer(), []
+
+    def wake(item: object) -> bool:
+        wakes.append(item)
+        return True
+
+    buffer.put(Delta("a", (1,)), wake)
+    buffer.put(Delta("b", (2,)), wake)
+    buffer.put(Delta("c", (3,), FinishReason.LENGTH), wake)
+    assert len(wakes) == 1
+    assert buffer.take() == Delta("abc", (1, 2, 3), FinishReason.LENGTH)
+    assert buffer.take() is None
+    buffer.put(Delta("d", (4,)), wake)
+    assert len(wakes) == 2
+    assert buffer.take() == Delta("d", (4,))
+
+
+def test_a_single_delta_is_passed_through() -> None:
+    buffer = DeltaBuffer()
+    delta = Delta("x", (7,), FinishReason.STOP)
+    buffer.put(delta, lambda _: True)
+    assert buffer.take() is delta
+
+
+def test_a_slow_consumer_gets_fewer_deltas_with_the_same_tokens(backend: TransformersBackend) -> None:
+    ids = backend.encode(TextPrompt("defmodule Queue do\n"))
+    options = SamplingOptions(max_tokens=32)
+
+    async def collect(pause: float) -> list[Delta]:
+        deltas = []
+        async for delta in backend.generate(ids, options):
+            deltas.append(delta)
+            if pause:
+                await asyncio.sleep(pause)  # a consumer slower than the model, not a synchronisation
+        return deltas
+
+    fast = asyncio.run(collect(0))
+    slow = asyncio.run(collect(0.05))
+    assert [t for d in slow for t in d.token_ids] == [t for d in fast for t in d.token_ids]
+    assert "".join(d.text for d in slow) == "".join(d.text for d in fast)
+    assert len(slow) < len(fast)
+    assert sum(len(d.token_ids) > 1 for d in slow) >= 1
+    assert slow[-1].finish_reason == fast[-1].finish_reason == FinishReason.LENGTH
+    assert all(d.finish_reason is None for d in slow[:-1])
