@@ -133,3 +133,60 @@ def test_unreadable_config_names_the_file(tmp_path: Path) -> None:
     (d / "adapter_config.json").write_text("{not json")
     err = rejection(d)
     assert err.code == grpc.StatusCode.FAILED_PRECONDITION and "adapter_config.json" in err.message
+
+
+class _EngineStarted(Exception):
+    """Raised by the fake engine: the arguments were built, nothing more to check."""
+
+
+def _fake_engine(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Replace vLLM's engine with one that records its arguments (runs without vLLM)."""
+    import dataclasses
+
+    from python_worker.backends import vllm_backend
+
+    @dataclasses.dataclass
+    class FakeArgs:
+        model: str
+        dtype: str = "auto"
+        enable_lora: bool = False
+        max_lora_rank: int = 16  # vLLM's default
+        max_loras: int = 1
+        disable_log_stats: bool = False
+
+    seen: list[Any] = []
+
+    class FakeEngine:
+        @staticmethod
+        def from_engine_args(args: FakeArgs) -> None:
+            seen.append(args)
+            raise _EngineStarted
+
+    monkeypatch.setattr(vllm_backend, "import_engine", lambda: (FakeEngine, FakeArgs))
+    return seen
+
+
+def test_load_starts_the_engine_with_the_adapters_rank(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from python_worker.backends.base import LoadOptions
+    from python_worker.backends.vllm_backend import VllmBackend
+
+    seen = _fake_engine(monkeypatch)
+    with pytest.raises(_EngineStarted):
+        VllmBackend().load(LoadOptions(str(tiny_model), adapter=str(adapter(tmp_path, r=32))))
+    assert (seen[0].enable_lora, seen[0].max_lora_rank, seen[0].max_loras) == (True, 32, 1)
+
+
+def test_load_rejects_an_unservable_adapter_before_the_engine_starts(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from python_worker.backends.base import LoadOptions
+    from python_worker.backends.vllm_backend import VllmBackend
+
+    seen = _fake_engine(monkeypatch)
+    bad = adapter(tmp_path, modules_to_save=["embed_tokens", "lm_head"])
+    with pytest.raises(WorkerError) as raised:
+        VllmBackend().load(LoadOptions(str(tiny_model), adapter=str(bad)))
+    assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION and "embed_tokens" in raised.value.message
+    assert seen == []
