@@ -11,10 +11,13 @@ and the BuildDataset RPC (rpc.py) are thin layers over it. It runs in phases:
 2. scan      every file, in dedup-preference order, on all cores: clean, scrub
              secrets, check contamination, hash; the coordinator drops exact and
              near duplicates as results arrive in order;
-3. build     rows for the kept files: stage 1 documents, stage 2 FIM rows and
-             mined pairs, stage 3 book rows; each source goes to train or eval;
-4. replay    general code mixed into every stage up to the configured share;
-5. report    manifest.json (with the SHA-256 of every file) and REPORT.md, then
+3. split     eval gets about split.eval_fraction of each stage group's kept
+             bytes: whole packages where possible, else files (split.py);
+4. build     rows for the kept files: stage 1 documents, stage 2 FIM rows and
+             mined pairs, stage 3 book rows, each to its file's split; a stage
+             still without eval rows then holds out rows (_hold_out_rows);
+5. replay    general code mixed into every stage up to the configured share;
+6. report    manifest.json (with the SHA-256 of every file) and REPORT.md, then
              the staging directory is renamed to OUT.
 
 Same inputs + config + seed give byte-identical output: tasks are pure
