@@ -6,6 +6,13 @@ defmodule Mix.Tasks.Curriculum.Run do
   `DevstralElixir.Curriculum.Runner`) and shows a live progress bar until it
   ends.
 
+  Before any training the job checks the whole plan (every stage's eval set,
+  training settings and gate, the base model, the dataset and the output
+  directory; see `DevstralElixir.Curriculum.Preflight`): a plan that cannot
+  finish fails within seconds, with one message listing every problem.
+  A stage that fails (a worker crash) is retried up to the job's
+  `max_attempts`, counted per stage: finishing a stage resets the count.
+
       mix curriculum.run [--config FILE] [--dataset DIR] [--base-model PATH]
                          [--max-steps N] [--run NAME] [--priority 0..9] [--detach]
 
