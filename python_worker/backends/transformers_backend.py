@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from pathlib import Path
@@ -32,6 +33,12 @@ from python_worker.errors import failed_precondition, invalid_argument, not_foun
 from python_worker.threads import stream_in_thread
 
 log = logging.getLogger(__name__)
+
+# At most one streamed delta per 20 ms (50 updates a second, smooth to a
+# reader): on a small model that decodes hundreds of tokens a second, one
+# frame and one SSE event per token would spend a tenth of the CPU on
+# transport. 0 sends every token as soon as the consumer can take it.
+STREAM_INTERVAL_S = 0.02
 
 
 def resolve_device(requested: str) -> str:
@@ -95,7 +102,8 @@ def sample_token(logits: Any, options: SamplingOptions, generator: Any) -> int:
 class TransformersBackend:
     name: ClassVar[str] = "transformers"
 
-    def __init__(self) -> None:
+    def __init__(self, stream_interval: float = STREAM_INTERVAL_S) -> None:
+        self.stream_interval = stream_interval
         self._info: ModelInfo | None = None
         self.model: Any = None
         self.tokenizer: Any = None
@@ -173,7 +181,7 @@ class TransformersBackend:
         if options.max_tokens < 1:
             raise invalid_argument("max_tokens must be at least 1")
 
-        ready = DeltaBuffer()
+        ready = DeltaBuffer(self.stream_interval)
 
         def decode(wake: Callable[[Any], bool], cancel: threading.Event) -> None:
             self._decode(prompt_ids, options, lambda delta: ready.put(delta, wake), cancel)
@@ -242,28 +250,38 @@ class TransformersBackend:
 class DeltaBuffer:
     """Deltas from the decode thread, merged until the event loop takes them.
 
-    When the consumer (the port or gRPC writer) falls behind the model, the
-    tokens decoded meanwhile go out as one delta (one frame, one socket write)
-    instead of one each: the per-token costs downstream would otherwise compete
-    with decoding for the CPU. Only the first delta of a batch wakes the event
-    loop, so a backlog also costs no extra wake-ups.
+    Every delta sent downstream costs a frame, a host message, an SSE event and
+    a client parse, all competing with decoding for the CPU. So tokens that are
+    ready together go out as one delta, and the consumer is woken at most once
+    per `interval` seconds: faster tokens wait (at most the interval plus one
+    token) and join the next delta, like vLLM's stream interval. The first delta
+    and the last (the one with a finish reason) wake it at once, so neither the
+    time to first token nor the end of a generation waits.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, interval: float = 0.0) -> None:
+        self._interval = interval
         self._lock = threading.Lock()
         self._pending: list[Delta] = []
+        self._woken = False  # a wake is on its way and no take has happened since
+        self._next_wake = 0.0
 
     def put(self, delta: Delta, wake: Callable[[Any], bool]) -> bool:
-        """Add a delta (decode thread); wakes the consumer when the buffer was empty."""
+        """Add a delta (decode thread); wakes the consumer when a delta is due."""
         with self._lock:
-            first = not self._pending
             self._pending.append(delta)
-        return wake(None) if first else True
+            now = time.monotonic()
+            due = not self._woken and (delta.finish_reason is not None or now >= self._next_wake)
+            if due:
+                self._woken = True
+                self._next_wake = now + self._interval
+        return wake(None) if due else True
 
     def take(self) -> Delta | None:
         """Everything put since the last take, as one delta (None when empty)."""
         with self._lock:
             pending, self._pending = self._pending, []
+            self._woken = False
         if not pending:
             return None
         if len(pending) == 1:

@@ -26,6 +26,24 @@ def test_only_the_first_delta_of_a_batch_wakes_the_consumer() -> None:
     assert buffer.take() == Delta("d", (4,))
 
 
+def test_within_the_interval_only_the_last_delta_wakes_the_consumer() -> None:
+    buffer, wakes = DeltaBuffer(interval=60.0), []
+
+    def wake(item: object) -> bool:
+        wakes.append(item)
+        return True
+
+    buffer.put(Delta("a", (1,)), wake)  # the first delta never waits
+    assert len(wakes) == 1
+    assert buffer.take() == Delta("a", (1,))
+    buffer.put(Delta("b", (2,)), wake)
+    buffer.put(Delta("c", (3,)), wake)
+    assert len(wakes) == 1  # held: the interval has not passed
+    buffer.put(Delta("d", (4,), FinishReason.STOP), wake)
+    assert len(wakes) == 2  # the end of the generation does not wait
+    assert buffer.take() == Delta("bcd", (2, 3, 4), FinishReason.STOP)
+
+
 def test_a_single_delta_is_passed_through() -> None:
     buffer = DeltaBuffer()
     delta = Delta("x", (7,), FinishReason.STOP)
@@ -34,6 +52,7 @@ def test_a_single_delta_is_passed_through() -> None:
 
 
 def test_a_slow_consumer_gets_fewer_deltas_with_the_same_tokens(backend: TransformersBackend) -> None:
+    """With no interval, what merges is only what was ready while the consumer was busy."""
     ids = backend.encode(TextPrompt("defmodule Queue do\n"))
     options = SamplingOptions(max_tokens=32)
 
@@ -45,8 +64,12 @@ def test_a_slow_consumer_gets_fewer_deltas_with_the_same_tokens(backend: Transfo
                 await asyncio.sleep(pause)  # a consumer slower than the model, not a synchronisation
         return deltas
 
-    fast = asyncio.run(collect(0))
-    slow = asyncio.run(collect(0.05))
+    interval, backend.stream_interval = backend.stream_interval, 0.0  # merging by readiness alone
+    try:
+        fast = asyncio.run(collect(0))
+        slow = asyncio.run(collect(0.05))
+    finally:
+        backend.stream_interval = interval
     assert [t for d in slow for t in d.token_ids] == [t for d in fast for t in d.token_ids]
     assert "".join(d.text for d in slow) == "".join(d.text for d in fast)
     assert len(slow) < len(fast)
