@@ -318,7 +318,7 @@ class LoraConfig(_message.Message):
     def __init__(self, r: _Optional[int] = ..., alpha: _Optional[float] = ..., dropout: _Optional[float] = ..., target_modules: _Optional[_Iterable[str]] = ..., train_embeddings: _Optional[bool] = ..., embeddings_learning_rate: _Optional[float] = ...) -> None: ...
 
 class TrainConfig(_message.Message):
-    __slots__ = ("epochs", "max_steps", "learning_rate", "batch_size", "gradient_accumulation_steps", "max_seq_length", "warmup_ratio", "max_grad_norm", "save_steps", "eval_steps", "early_stopping_patience", "early_stopping_threshold", "quantization", "gradient_checkpointing", "packing", "regularizer", "regularizer_weight", "seed", "lora")
+    __slots__ = ("epochs", "max_steps", "learning_rate", "batch_size", "gradient_accumulation_steps", "max_seq_length", "warmup_ratio", "max_grad_norm", "save_steps", "eval_steps", "early_stopping_patience", "early_stopping_threshold", "quantization", "gradient_checkpointing", "packing", "regularizer", "regularizer_weight", "seed", "lora", "save_minutes")
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
@@ -338,6 +338,7 @@ class TrainConfig(_message.Message):
     REGULARIZER_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     LORA_FIELD_NUMBER: _ClassVar[int]
+    SAVE_MINUTES_FIELD_NUMBER: _ClassVar[int]
     epochs: int
     max_steps: int
     learning_rate: float
@@ -357,7 +358,8 @@ class TrainConfig(_message.Message):
     regularizer_weight: float
     seed: int
     lora: LoraConfig
-    def __init__(self, epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., learning_rate: _Optional[float] = ..., batch_size: _Optional[int] = ..., gradient_accumulation_steps: _Optional[int] = ..., max_seq_length: _Optional[int] = ..., warmup_ratio: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., save_steps: _Optional[int] = ..., eval_steps: _Optional[int] = ..., early_stopping_patience: _Optional[int] = ..., early_stopping_threshold: _Optional[float] = ..., quantization: _Optional[str] = ..., gradient_checkpointing: _Optional[bool] = ..., packing: _Optional[bool] = ..., regularizer: _Optional[str] = ..., regularizer_weight: _Optional[float] = ..., seed: _Optional[int] = ..., lora: _Optional[_Union[LoraConfig, _Mapping]] = ...) -> None: ...
+    save_minutes: float
+    def __init__(self, epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., learning_rate: _Optional[float] = ..., batch_size: _Optional[int] = ..., gradient_accumulation_steps: _Optional[int] = ..., max_seq_length: _Optional[int] = ..., warmup_ratio: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., save_steps: _Optional[int] = ..., eval_steps: _Optional[int] = ..., early_stopping_patience: _Optional[int] = ..., early_stopping_threshold: _Optional[float] = ..., quantization: _Optional[str] = ..., gradient_checkpointing: _Optional[bool] = ..., packing: _Optional[bool] = ..., regularizer: _Optional[str] = ..., regularizer_weight: _Optional[float] = ..., seed: _Optional[int] = ..., lora: _Optional[_Union[LoraConfig, _Mapping]] = ..., save_minutes: _Optional[float] = ...) -> None: ...
 
 class TrainRequest(_message.Message):
     __slots__ = ("job_id", "base_model", "dataset_dir", "stage", "output_dir", "config", "resume", "init_adapter", "general_eval_path", "validate_only")

@@ -111,6 +111,7 @@ def test_config_files_exist():
         ({"lora": {"r": -4}}, "config.lora.r must be >= 1, got -4"),
         ({"lora": {"dropout": 1.0}}, "config.lora.dropout must be in [0, 1)"),
         ({"lora": {"alpha": -1}}, "config.lora.alpha must be > 0"),
+        ({"save_minutes": -0.5}, "config.save_minutes must be > 0, got -0.5"),
     ],
 )
 def test_invalid_hyperparameters_name_the_field(paths, tmp_path, config, message):
@@ -191,6 +192,15 @@ def test_proto_zero_means_default_and_floats_round_trip():
     assert s.lora.r == 32
     s = settings_from_proto(worker_pb2.TrainConfig(lora=worker_pb2.LoraConfig(r=8, target_modules=["q_proj"])))
     assert (s.lora.r, s.lora.alpha, s.lora.target_modules) == (8, 64.0, ["q_proj"])
+
+
+def test_save_minutes_travels_and_is_validated_in_config_files():
+    assert TrainSettings().save_minutes == 10.0
+    assert settings_from_proto(worker_pb2.TrainConfig()).save_minutes == 10.0  # proto3 zero: the default
+    assert settings_from_proto(worker_pb2.TrainConfig(save_minutes=0.02)).save_minutes == 0.02
+    for value, rule in ((0, "> 0"), (float("inf"), "a finite number"), ("ten", "a finite number")):
+        with pytest.raises(InvalidRequest, match=rf"config\.save_minutes must be {rule}, got"):
+            validate(resolved(from_dict({"save_minutes": value}), 1), 1)
 
 
 def test_validated_job_is_resolved(paths, tmp_path):

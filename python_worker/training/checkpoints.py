@@ -1,7 +1,7 @@
 """Where a job keeps its resumable state under output_dir/checkpoints/.
 
-    checkpoints/checkpoint-N/    written by the trainer every save_steps (and on
-                                 cancel): adapter, optimizer.pt, scheduler.pt,
+    checkpoints/checkpoint-N/    written by the trainer every save_steps, every
+                                 save_minutes and on cancel: adapter, optimizer.pt, scheduler.pt,
                                  rng_state.pth, trainer_state.json (global step,
                                  epoch, log history: the data position)
     checkpoints/baseline.json    eval losses measured before the first step

@@ -84,6 +84,11 @@ class TrainSettings:
     warmup_ratio: float = _f(0.03, "Share of the steps with a linear warmup, in [0, 1).")
     max_grad_norm: float = _f(0.3, "Gradient clipping norm (0.3 as in the QLoRA paper).")
     save_steps: int = _f(100, "Save a resumable checkpoint every N optimizer steps.")
+    save_minutes: float = _f(
+        10.0,
+        "Also save a resumable checkpoint once this many minutes have passed since the last "
+        "one (fractions allowed), so a crash loses at most a few minutes on slow hardware.",
+    )
     eval_steps: int = _f(100, "Compute eval loss every N optimizer steps (needs an eval split).")
     early_stopping_patience: int = _f(
         3,
@@ -238,7 +243,7 @@ def validate(s: TrainSettings, stage: int, model_context: int | None = None) -> 
         integer(name, getattr(s, name))
     for name in (
         "learning_rate", "warmup_ratio", "max_grad_norm", "early_stopping_threshold",
-        "regularizer_weight", "weight_decay",
+        "regularizer_weight", "weight_decay", "save_minutes",
     ):  # fmt: skip
         number(name, getattr(s, name))
 
@@ -272,6 +277,8 @@ def validate(s: TrainSettings, stage: int, model_context: int | None = None) -> 
         raise bad("max_grad_norm", ">= 0", s.max_grad_norm)
     if s.save_steps < 1:
         raise bad("save_steps", ">= 1", s.save_steps)
+    if s.save_minutes <= 0:
+        raise bad("save_minutes", "> 0", s.save_minutes)
     if s.eval_steps < 1:
         raise bad("eval_steps", ">= 1", s.eval_steps)
     if s.early_stopping_patience < -1 or s.early_stopping_patience == 0:

@@ -238,6 +238,7 @@ class TrainRecipe:
             self.phase,
             s.early_stopping_patience if self.eval_cols else -1,
             s.early_stopping_threshold,
+            s.save_minutes,
         )
         eval_ds = Dataset.from_dict(self.eval_cols) if self.eval_cols and self.eval_cols["input_ids"] else None
         self.trainer = trainer_mod.build(

@@ -53,6 +53,7 @@ _TRAIN_FIELDS = (
     "max_seq_length", "warmup_ratio", "max_grad_norm", "save_steps", "eval_steps",
     "early_stopping_patience", "early_stopping_threshold", "quantization",
     "gradient_checkpointing", "packing", "regularizer", "regularizer_weight", "seed",
+    "save_minutes",
 )  # fmt: skip
 
 

@@ -14,8 +14,9 @@ What we add, each where trl documents it should go:
   * `GuardedSFTTrainer.create_optimizer`: a second parameter group for
     embed_tokens/lm_head with their own learning rate (Trainer's own groups
     split only by weight decay).
-  * `JobCallback`: progress events, eval events, checkpoint events, early
-    stopping with a stated reason, and cancel (save a checkpoint, then stop).
+  * `JobCallback`: progress events, eval events, checkpoint events (every
+    save_steps and, by the clock, every save_minutes), early stopping with a
+    stated reason, and cancel (save a checkpoint, then stop).
 Completion-only loss is decided in data.py: rows arrive with their labels.
 """
 
@@ -90,6 +91,7 @@ class JobCallback(TrainerCallback):
         phase: str,
         patience: int,
         threshold: float,
+        save_minutes: float = 10.0,
     ) -> None:
         self.emit = emit
         self.cancel = cancel
@@ -105,6 +107,11 @@ class JobCallback(TrainerCallback):
         self._first_step = 0
         self._last_time = self._t0
         self._last_tokens = 0.0
+        # Checkpoints by the clock as well as by save_steps: on slow hardware 100
+        # steps can be hours, and a crash would lose all of them.
+        self.save_every_s = save_minutes * 60.0
+        self._last_save = self._t0
+        self._timed_save = False
 
     # Timing and ETA count only this attempt's steps: a resumed run has not paid
     # for the steps before its checkpoint.
@@ -116,7 +123,7 @@ class JobCallback(TrainerCallback):
         return int(elapsed * 1000), int(eta * 1000)
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self._t0 = self._last_time = time.monotonic()
+        self._t0 = self._last_time = self._last_save = time.monotonic()
         self._first_step = state.global_step
         # A resumed run rebuilds its early-stopping state from the eval history.
         for entry in state.log_history:
@@ -138,6 +145,9 @@ class JobCallback(TrainerCallback):
             self.cancelled = True
             control.should_save = True
             control.should_training_stop = True
+        elif not control.should_save and time.monotonic() - self._last_save >= self.save_every_s:
+            control.should_save = True
+            self._timed_save = True
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -208,6 +218,9 @@ class JobCallback(TrainerCallback):
         return control
 
     def on_save(self, args, state, control, **kwargs):
+        self._last_save = time.monotonic()
+        why = f" ({self.save_every_s / 60:g} min since the last)" if self._timed_save else ""
+        self._timed_save = False
         path = Path(args.output_dir) / f"{checkpoints.PREFIX}{state.global_step}"
         if path.is_dir():
             # The trainer's own state (trainer_state.json) is what resume reads; this
@@ -228,7 +241,7 @@ class JobCallback(TrainerCallback):
             Event(
                 CHECKPOINT,
                 self.phase,
-                f"checkpoint saved at step {state.global_step}",
+                f"checkpoint saved at step {state.global_step}{why}",
                 step=state.global_step,
                 total_steps=state.max_steps,
                 elapsed_ms=elapsed_ms,

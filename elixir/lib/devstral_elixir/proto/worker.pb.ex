@@ -1161,7 +1161,8 @@ defmodule DevstralElixir.Proto.TrainConfig do
             regularizer: "",
             regularizer_weight: 0.0,
             seed: 0,
-            lora: nil
+            lora: nil,
+            save_minutes: 0.0
 
   @type t :: %__MODULE__{
           epochs: integer(),
@@ -1185,7 +1186,10 @@ defmodule DevstralElixir.Proto.TrainConfig do
           regularizer: String.t(),
           regularizer_weight: DevstralElixir.Proto.Wire.float_value(),
           seed: non_neg_integer(),
-          lora: DevstralElixir.Proto.LoraConfig.t() | nil
+          lora: DevstralElixir.Proto.LoraConfig.t() | nil,
+          # Also checkpoint once this many minutes have passed since the last save
+          # (fractions allowed; 0 means the default, 10).
+          save_minutes: DevstralElixir.Proto.Wire.float_value()
         }
 
   @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.TrainConfig", [
@@ -1212,7 +1216,8 @@ defmodule DevstralElixir.Proto.TrainConfig do
               name: :lora,
               type: {:message, DevstralElixir.Proto.LoraConfig},
               kind: :optional
-            }
+            },
+            %{number: 20, name: :save_minutes, type: :double, kind: :scalar}
           ])
 
   @doc "Encodes the message as protobuf bytes."
