@@ -8,9 +8,12 @@ in this process. Same model (the tiny default), prompt, token count and greedy
 decoding. Rounds alternate between the two and the medians are reported, since
 these machines are noisy.
 
-Prints one JSON line: tokens/s of both, their ratio (full / direct; the target
-is >= 0.90) and the time to first token of both with the overhead in ms
-(target <= 20).
+Ends with `emit("stream_overhead", ...)` (bench/results.py): one JSON line with
+tokens/s of both, their ratio (full / direct; the target is >= 0.95), the time
+to first token of both with the overhead in ms (target <= 20) and how many SSE
+events carried the tokens (tokens that are ready together share one event).
+The result is saved to bench/results/stream_overhead.json only at the default
+sizes.
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results import emit
 from python_worker.backends.base import LoadOptions, SamplingOptions, TextPrompt
 from python_worker.backends.transformers_backend import TransformersBackend
 from tests.host_process import TINY_MODEL, HostProcess
 
+DEFAULT_TOKENS = 128
+DEFAULT_ROUNDS = 5
 PROMPT = "defmodule Stack do\n  use GenServer\n\n  def start_link(opts) do\n"
 
 
@@ -51,8 +57,8 @@ def direct_round(backend: TransformersBackend, tokens: int) -> tuple[float, floa
     return asyncio.run(run())
 
 
-def http_round(port: int, tokens: int) -> tuple[float, float, int]:
-    """(seconds to first token, total seconds, tokens) for one streamed HTTP completion."""
+def http_round(port: int, tokens: int) -> tuple[float, float, int, int]:
+    """(seconds to first token, total seconds, tokens, text events) for one streamed HTTP completion."""
     body = json.dumps(
         {
             "prompt": PROMPT,
@@ -68,24 +74,26 @@ def http_round(port: int, tokens: int) -> tuple[float, float, int]:
     response = connection.getresponse()
     assert response.status == 200, response.read()
     first = None
-    count = 0
+    count = events = 0
     for line in response:
         if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
             continue
         event = json.loads(line[6:])
-        if first is None and event["choices"] and event["choices"][0]["text"]:
-            first = time.perf_counter() - start
+        if event["choices"] and event["choices"][0]["text"]:
+            events += 1
+            if first is None:
+                first = time.perf_counter() - start
         if event.get("usage"):
             count = event["usage"]["completion_tokens"]
     total = time.perf_counter() - start
     connection.close()
-    return first or 0.0, total, count
+    return first or 0.0, total, count, events
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tokens", type=int, default=128, help="tokens generated per round")
-    parser.add_argument("--rounds", type=int, default=5, help="measured rounds per path")
+    parser.add_argument("--tokens", type=int, default=DEFAULT_TOKENS, help="tokens generated per round")
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="measured rounds per path")
     args = parser.parse_args()
 
     backend = TransformersBackend()
@@ -100,29 +108,27 @@ def main() -> None:
             direct.append(direct_round(backend, args.tokens))
             full.append(http_round(host.port, args.tokens))
 
-    def summary(rounds: list[tuple[float, float, int]]) -> tuple[float, float, int]:
+    def summary(rounds: list[tuple[float, ...]]) -> tuple[float, float, int]:
         ttft = statistics.median(r[0] for r in rounds)
         tps = statistics.median(r[2] / r[1] for r in rounds)
-        return ttft, tps, rounds[0][2]
+        return ttft, tps, int(rounds[0][2])
 
     d_ttft, d_tps, d_tokens = summary(direct)
     f_ttft, f_tps, f_tokens = summary(full)
-    print(
-        json.dumps(
-            {
-                "bench": "stream_overhead",
-                "model": TINY_MODEL.name,
-                "tokens": {"direct": d_tokens, "full": f_tokens},
-                "rounds": args.rounds,
-                "direct_tokens_per_s": round(d_tps, 1),
-                "full_tokens_per_s": round(f_tps, 1),
-                "throughput_ratio": round(f_tps / d_tps, 3),
-                "direct_ttft_ms": round(d_ttft * 1000, 2),
-                "full_ttft_ms": round(f_ttft * 1000, 2),
-                "ttft_overhead_ms": round((f_ttft - d_ttft) * 1000, 2),
-            }
-        )
-    )
+    result = {
+        "model": TINY_MODEL.name,
+        "tokens": {"direct": d_tokens, "full": f_tokens},
+        "rounds": args.rounds,
+        "direct_tokens_per_s": round(d_tps, 1),
+        "full_tokens_per_s": round(f_tps, 1),
+        "throughput_ratio": round(f_tps / d_tps, 3),
+        "round_ratios": [round((f[2] / f[1]) / (d[2] / d[1]), 3) for d, f in zip(direct, full, strict=True)],
+        "direct_ttft_ms": round(d_ttft * 1000, 2),
+        "full_ttft_ms": round(f_ttft * 1000, 2),
+        "ttft_overhead_ms": round((f_ttft - d_ttft) * 1000, 2),
+        "sse_text_events_per_round": statistics.median(f[3] for f in full),
+    }
+    emit("stream_overhead", result, save=(args.tokens, args.rounds) == (DEFAULT_TOKENS, DEFAULT_ROUNDS))
 
 
 if __name__ == "__main__":
