@@ -45,6 +45,9 @@ from python_worker.training.events import (
 from python_worker.training.guard import ForgettingGuard
 from python_worker.training.model import Placement, embedding_parameters
 
+# TensorBoard files trail training by at most this many seconds.
+TB_FLUSH_S = 10
+
 
 class GuardedSFTTrainer(SFTTrainer):
     """SFTTrainer with the forgetting guard in the loss and an embeddings LR group."""
@@ -309,7 +312,19 @@ def build(
     from transformers.integrations import TensorBoardCallback
     from transformers.trainer_callback import PrinterCallback
 
-    tb = TensorBoardCallback(SummaryWriter(log_dir=str(out / "tensorboard")))
+    class ThrottledFlushWriter(SummaryWriter):
+        """transformers flushes TensorBoard after every log (a file write per step);
+        flush at most every few seconds instead. close() still writes everything."""
+
+        _last_flush = 0.0
+
+        def flush(self) -> None:
+            now = time.monotonic()
+            if now - self._last_flush >= TB_FLUSH_S:
+                self._last_flush = now
+                super().flush()
+
+    tb = TensorBoardCallback(ThrottledFlushWriter(log_dir=str(out / "tensorboard"), flush_secs=TB_FLUSH_S))
     # trl casts QLoRA adapter weights to bf16 (the paper's recipe for bf16 GPUs).
     # With fp32 compute (CPU) that only costs precision and speed, and would perturb
     # a continued adapter; with fp16 compute, fp32 master weights are what AMP
