@@ -6,14 +6,30 @@
 Both sides get the same model, data, sequence length and hyperparameters (LoRA
 r=32/alpha=64/dropout 0.05 on all projections, NF4 double quant, lr 2e-4, cosine,
 warmup 3%, grad norm 0.3, batch size, gradient checkpointing as given), in the
-same run. Each side runs in its own subprocess (ABBA order, --repeats each, the
-fastest counts), so peak memory is its own: RSS sampled with psutil (plus torch.cuda.max_memory_allocated
-on a GPU). Throughput is non-padding tokens trained (trl's own counter, on both
-sides) over the time from the trainer's train-begin to its last step log, so
-model loading and our before/after eval passes are outside the timed span.
+same run. Each side runs in its own subprocess, so peak memory is its own: RSS
+sampled with psutil (plus torch.cuda.max_memory_allocated on a GPU).
 
-Prints one JSON line: both results and ours/trl ratios. `--gpu` without CUDA
-prints {"skipped": true, "reason": ...} and exits 0.
+Adapter dtype, the same on both sides: trl casts QLoRA adapter weights to bf16
+(the QLoRA paper's recipe for bf16 GPUs). Our path keeps that cast when the
+compute dtype is bf16 (a GPU) and undoes it otherwise, so the plain-trl side
+does exactly the same here. On the CPU the compute dtype is fp32, and fp32
+adapters are the right choice there: bf16 weights would only cost precision
+(Adam's small updates round away in bf16's 8-bit mantissa) and speed (CPUs
+without AVX512-BF16/AMX emulate bf16 matmuls; on this machine's EPYC a step
+with bf16 adapters took ~1.7x as long).
+
+Timing: non-padding tokens trained (trl's own counter, on both sides) over the
+span from the trainer's train-begin to its last step log, measured by the bench
+itself on both sides, in wall-clock time and in this process's CPU time (which
+a neighbour loading a shared machine disturbs far less). Model loading and our
+before/after eval passes are outside the span. Rounds alternate ABBA
+(--repeats runs per side) and each side's figure is its median run, with every
+run listed, so the spread is visible; the headline ratio is ours/trl of the
+medians.
+
+Ends with `emit("train_throughput", ...)` (or "train_throughput_gpu"): one JSON
+line, saved to bench/results/ at the default sizes. `--gpu` without CUDA prints
+{"skipped": true, "reason": ...} and exits 0.
 """
 
 from __future__ import annotations
@@ -23,6 +39,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +50,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.results import emit
 
 TINY = REPO / "data" / "models" / "tiny-elixir"
 MARK = "RESULT "
@@ -116,6 +135,23 @@ class PeakRss:
         return max(self.peak, self.proc.memory_info().rss)
 
 
+class SpanClock:
+    """Wall and process-CPU time from train-begin to the last step log."""
+
+    def __init__(self) -> None:
+        self.t0 = self.c0 = self.t1 = self.c1 = 0.0
+
+    def begin(self) -> None:
+        self.t0, self.c0 = time.monotonic(), time.process_time()
+        self.t1, self.c1 = self.t0, self.c0
+
+    def mark(self) -> None:
+        self.t1, self.c1 = time.monotonic(), time.process_time()
+
+    def span(self) -> dict[str, float]:
+        return {"train_s": self.t1 - self.t0, "cpu_s": self.c1 - self.c0}
+
+
 def device_info() -> dict[str, Any]:
     import torch
 
@@ -151,25 +187,25 @@ def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
         }
     )
     job = validate_job(TrainJob(spec["model"], spec["dataset"], 1, spec["out"], settings=settings, job_id="bench"))
+    clock = SpanClock()
     progress: list[dict[str, Any]] = []
     final: list[str] = []
 
-    def emit(event) -> None:
+    def on_event(event) -> None:
+        # The "training started" log comes from the trainer's train-begin hook.
+        if event.kind == "LOG" and event.phase == "stage1" and event.message.startswith("training "):
+            clock.begin()
         if event.kind == "PROGRESS" and event.phase == "stage1":
-            progress.append({"elapsed_ms": event.elapsed_ms, **event.metrics})
+            clock.mark()
+            progress.append(dict(event.metrics))
         if event.kind in ("COMPLETED", "FAILED", "CANCELLED"):
             final.append(f"{event.kind}: {event.message}")
 
-    run_training(job, emit, threading.Event())
+    run_training(job, on_event, threading.Event())
     if not final or not final[0].startswith("COMPLETED"):
         raise SystemExit(f"our Train path did not complete: {final}")
     last = progress[-1]
-    return {
-        "tokens": last["tokens_seen"],
-        "train_s": last["elapsed_ms"] / 1000,
-        "final_loss": last["loss"],
-        "steps": len(progress),
-    }
+    return {"tokens": last["tokens_seen"], **clock.span(), "final_loss": last["loss"], "steps": len(progress)}
 
 
 def run_trl(spec: dict[str, Any]) -> dict[str, Any]:
@@ -220,15 +256,16 @@ def run_trl(spec: dict[str, Any]) -> dict[str, Any]:
 
     class Clock(TrainerCallback):
         def __init__(self) -> None:
-            self.t0 = 0.0
-            self.logs: list[tuple[float, dict]] = []
+            self.span = SpanClock()
+            self.logs: list[dict] = []
 
         def on_train_begin(self, args, state, control, **kw):
-            self.t0 = time.monotonic()
+            self.span.begin()
 
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "loss" in logs:
-                self.logs.append((time.monotonic() - self.t0, dict(logs)))
+                self.span.mark()
+                self.logs.append(dict(logs))
 
     clock = Clock()
     trainer = SFTTrainer(
@@ -240,11 +277,17 @@ def run_trl(spec: dict[str, Any]) -> dict[str, Any]:
         callbacks=[clock],
     )
     trainer.remove_callback(PrinterCallback)
+    if dtype != torch.bfloat16:
+        # Undo trl's bf16 cast of the QLoRA adapter exactly as our path does with
+        # fp32 compute (see the module docstring): the same adapter dtype on both sides.
+        for param in trainer.model.parameters():
+            if param.requires_grad:
+                param.data = param.data.to(dtype)
     trainer.train()
-    elapsed, logs = clock.logs[-1]
+    logs = clock.logs[-1]
     return {
         "tokens": float(logs["num_tokens"]),
-        "train_s": elapsed,
+        **clock.span.span(),
         "final_loss": float(logs["loss"]),
         "steps": len(clock.logs),
     }
@@ -260,6 +303,7 @@ def child(side: str, spec: dict[str, Any]) -> None:
         torch.cuda.reset_peak_memory_stats()
     result = run_ours(spec) if side == "ours" else run_trl(spec)
     result["tokens_per_s"] = result["tokens"] / result["train_s"] if result["train_s"] else 0.0
+    result["tokens_per_cpu_s"] = result["tokens"] / result["cpu_s"] if result["cpu_s"] else 0.0
     result["peak_rss_mb"] = round(rss.stop() / 2**20, 1)
     result["threads"] = torch.get_num_threads()
     if torch.cuda.is_available():
@@ -267,14 +311,17 @@ def child(side: str, spec: dict[str, Any]) -> None:
     print(MARK + json.dumps(result), flush=True)
 
 
-def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The fastest run, with every run's tokens/s and the highest peak memory."""
-    top = dict(max(runs, key=lambda r: r["tokens_per_s"]))
-    top["tokens_per_s_runs"] = [round(r["tokens_per_s"], 1) for r in runs]
-    top["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
-    if "peak_gpu_mb" in top:
-        top["peak_gpu_mb"] = max(r["peak_gpu_mb"] for r in runs)
-    return top
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median run's figures, every run's throughput (the spread), the highest peak memory."""
+    out = dict(sorted(runs, key=lambda r: r["tokens_per_s"])[(len(runs) - 1) // 2])
+    for key in ("tokens_per_s", "tokens_per_cpu_s"):
+        values = [r[key] for r in runs]
+        out[key] = statistics.median(values)
+        out[f"{key}_runs"] = [round(v, 1) for v in values]
+    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    if "peak_gpu_mb" in out:
+        out["peak_gpu_mb"] = max(r["peak_gpu_mb"] for r in runs)
+    return out
 
 
 def spawn(side: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -334,9 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=0, help="optimizer steps per side")
     p.add_argument("--seq-len", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads (default: 1 on the CPU, torch's on a GPU)")
     p.add_argument("--quantization", default="nf4", choices=["nf4", "none"])
-    p.add_argument("--repeats", type=int, default=2, help="runs per side (ABBA order); the best counts")
+    p.add_argument("--repeats", type=int, default=3, help="runs per side (ABBA order); the median counts")
     p.add_argument("--_child", choices=["ours", "trl"], help=argparse.SUPPRESS)
     p.add_argument("--_spec", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -348,8 +395,8 @@ def main(argv: list[str] | None = None) -> int:
 
     gpu = args.gpu or args.gpu_smoke
     if args.gpu and not torch.cuda.is_available():
-        print(json.dumps({"bench": "train_throughput_gpu", "skipped": True,
-                          "reason": "no CUDA device: the --gpu variant needs one"}))  # fmt: skip
+        emit("train_throughput_gpu", {"skipped": True, "reason": "no CUDA device: the --gpu variant needs one"},
+             save=False)  # fmt: skip
         return 0
 
     work = Path(tempfile.mkdtemp(prefix="train-bench-"))
@@ -361,8 +408,8 @@ def main(argv: list[str] | None = None) -> int:
             defaults = (30, 2048, 4) if args.gpu else (3, 128, 2)
         else:
             if not (TINY / "config.json").is_file():
-                print(json.dumps({"bench": "train_throughput", "skipped": True,
-                                  "reason": f"{TINY} is missing: run `make model`"}))  # fmt: skip
+                emit("train_throughput", {"skipped": True, "reason": f"{TINY} is missing: run `make model`"},
+                     save=False)  # fmt: skip
                 return 0
             model_dir, shape, params = TINY, None, 0
             defaults = (30, 256, 4)
@@ -380,27 +427,31 @@ def main(argv: list[str] | None = None) -> int:
             # Packing fills 2048-token rows on the GPU; on the CPU rows fit as they are.
             "packing": gpu,
             "gradient_checkpointing": gpu,
-            "threads": args.threads,
+            # One thread on the CPU: on a shared machine OpenMP's spin-waits count as
+            # busy CPU time and stretch steps by whatever the neighbours do.
+            "threads": args.threads or (0 if gpu else 1),
         }
-        # ABBA order, best of each side: on a shared machine a neighbour's burst
-        # can halve one run; alternating cancels slow drift, the best cancels bursts.
+        # ABBA order, median of each side: on a shared machine a neighbour's burst
+        # can halve one run; alternating cancels slow drift, the median cancels bursts.
         order = (["ours", "trl", "trl", "ours"] * args.repeats)[: 2 * max(1, args.repeats)]
         runs: dict[str, list[dict[str, Any]]] = {"ours": [], "trl": []}
         for i, side in enumerate(order):
             runs[side].append(spawn(side, {**spec, "out": str(work / f"{side}{i}")}))
-        results = {side: best(side_runs) for side, side_runs in runs.items()}
+        results = {side: summary(side_runs) for side, side_runs in runs.items()}
         ours, trl = results["ours"], results["trl"]
         line: dict[str, Any] = {
-            "bench": "train_throughput_gpu" if gpu else "train_throughput",
             **device_info(),
             "model": "random Qwen2 1.5B shape" if args.gpu else ("smoke shape" if gpu else "tiny-elixir"),
             "quantization": args.quantization,
+            "adapter_dtype": "bf16" if torch.cuda.is_available() else "fp32",
             "steps": steps,
             "seq_len": seq_len,
             "batch_size": batch,
+            "repeats": len(runs["ours"]),
             "ours": ours,
             "trl": trl,
             "tokens_per_s_ratio": round(ours["tokens_per_s"] / trl["tokens_per_s"], 3),
+            "tokens_per_cpu_s_ratio": round(ours["tokens_per_cpu_s"] / trl["tokens_per_cpu_s"], 3),
             "peak_rss_ratio": round(ours["peak_rss_mb"] / trl["peak_rss_mb"], 3),
         }
         if "peak_gpu_mb" in ours and "peak_gpu_mb" in trl:
@@ -415,7 +466,9 @@ def main(argv: list[str] | None = None) -> int:
                 achieved = results[side]["tokens_per_s"] * fpt
                 results[side]["tflops"] = round(achieved / 1e12, 2)
                 results[side]["mfu"] = round(achieved / peak, 4) if peak else None
-        print(json.dumps(line))
+        # Figures from smaller runs than the defaults are printed, not saved over the committed ones.
+        default_sizes = not (args.steps or args.seq_len or args.batch_size or args.gpu_smoke)
+        emit("train_throughput_gpu" if gpu else "train_throughput", line, save=default_sizes)
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
