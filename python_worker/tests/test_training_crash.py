@@ -124,7 +124,9 @@ def test_kill_9_resumes_from_the_time_based_checkpoint(tiny_model, tmp_path):
 
     proc, reader = start(tiny_model, data, out, config, "--resume")
     try:
-        began = reader.wait("train-begin log", lambda e: e.get("kind") == "LOG" and "training " in e["message"])
+        began = reader.wait(
+            "train-begin log", lambda e: e.get("kind") == "LOG" and e["message"].startswith("training ")
+        )
         assert began["message"].startswith(f"training resumed at step {resume_step};"), began
         first = reader.wait("first step", lambda e: e.get("kind") == "PROGRESS" and e.get("phase") == "stage1")
         assert first["step"] == resume_step + 1
