@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from typing import Any
 
 import h11
@@ -210,3 +211,31 @@ def test_http11_connection_close_is_chunked_then_closed(host: HostProcess) -> No
             break
     assert not body.startswith(b"data: ")  # chunk framing comes first
     sse_events(data)
+
+
+def test_a_client_that_goes_away_stops_its_generation(host: HostProcess) -> None:
+    marker = "generation cancelled after"
+    before = host.log_path.read_text(errors="replace").count(marker)
+    body = json.dumps({"prompt": "defmodule Long do\n", "max_tokens": 1500, "temperature": 0, "stream": True})
+    with socket.create_connection(("127.0.0.1", host.port), timeout=60) as sock:
+        sock.sendall(
+            f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}".encode()
+        )
+        received = b""
+        while b"data: " not in received:
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed before the first event"
+            received += chunk
+    # Closed after the first event: the host must notice and cancel the call.
+    deadline = time.monotonic() + 30
+    while True:
+        lines = [line for line in host.log_path.read_text(errors="replace").splitlines() if marker in line]
+        if len(lines) > before:
+            break
+        assert time.monotonic() < deadline, f"the generation was never cancelled:\n{host.log_tail()}"
+        time.sleep(0.1)  # polling the log with a deadline
+    assert int(lines[-1].split(marker)[1].split()[0]) < 1500
+    # The host still serves streams afterwards.
+    status, answer = post_json(f"{host.url}/v1/completions", body_for("/v1/completions", stream=False))
+    assert status == 200, answer

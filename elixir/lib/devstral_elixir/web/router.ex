@@ -17,7 +17,7 @@ defmodule DevstralElixir.Web.Router do
   @type context :: %{worker: GenServer.server(), api_token: String.t() | nil}
   @type result ::
           Request.response()
-          | {:stream, pos_integer(), [{String.t(), String.t()}], (function() -> any())}
+          | {:stream, pos_integer(), [{String.t(), String.t()}], pid()}
 
   @doc "Routes one request."
   @spec route(Request.t(), context()) :: result()
