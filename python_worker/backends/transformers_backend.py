@@ -254,9 +254,9 @@ class DeltaBuffer:
     a client parse, all competing with decoding for the CPU. So tokens that are
     ready together go out as one delta, and the consumer is woken at most once
     per `interval` seconds: faster tokens wait (at most the interval plus one
-    token) and join the next delta, like vLLM's stream interval. The first delta
-    and the last (the one with a finish reason) wake it at once, so neither the
-    time to first token nor the end of a generation waits.
+    token) and join the next delta, like vLLM's stream interval. Deltas up to the
+    first text and the last (the one with a finish reason) wake it at once, so
+    neither the time to first token nor the end of a generation waits.
     """
 
     def __init__(self, interval: float = 0.0) -> None:
@@ -274,7 +274,10 @@ class DeltaBuffer:
             due = not self._woken and (delta.finish_reason is not None or now >= self._next_wake)
             if due:
                 self._woken = True
-                self._next_wake = now + self._interval
+                # The interval starts with the first text a reader sees: a first
+                # token whose text is held back must not delay the second.
+                if any(d.text for d in self._pending):
+                    self._next_wake = now + self._interval
         return wake(None) if due else True
 
     def take(self) -> Delta | None:

@@ -44,6 +44,22 @@ def test_within_the_interval_only_the_last_delta_wakes_the_consumer() -> None:
     assert buffer.take() == Delta("bcd", (2, 3, 4), FinishReason.STOP)
 
 
+def test_the_interval_starts_with_the_first_text() -> None:
+    buffer, wakes = DeltaBuffer(interval=60.0), []
+
+    def wake(item: object) -> bool:
+        wakes.append(item)
+        return True
+
+    buffer.put(Delta("", (1,)), wake)  # e.g. half a UTF-8 character, held back
+    buffer.take()
+    buffer.put(Delta("é", (2,)), wake)  # the first text is not delayed
+    assert len(wakes) == 2
+    buffer.take()
+    buffer.put(Delta("x", (3,)), wake)
+    assert len(wakes) == 2
+
+
 def test_a_single_delta_is_passed_through() -> None:
     buffer = DeltaBuffer()
     delta = Delta("x", (7,), FinishReason.STOP)
