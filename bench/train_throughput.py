@@ -16,7 +16,7 @@ does exactly the same here. On the CPU the compute dtype is fp32, and fp32
 adapters are the right choice there: bf16 weights would only cost precision
 (Adam's small updates round away in bf16's 8-bit mantissa) and speed (CPUs
 without AVX512-BF16/AMX emulate bf16 matmuls; on this machine's EPYC a step
-with bf16 adapters took ~1.7x as long).
+with bf16 adapters took 1.6x to 2.2x as long).
 
 Timing: non-padding tokens trained (trl's own counter, on both sides) over the
 span from the trainer's train-begin to its last step log, measured by the bench
