@@ -22,7 +22,8 @@ Timing: non-padding tokens trained (trl's own counter, on both sides) over the
 span from the trainer's train-begin to its last step log, measured by the bench
 itself on both sides, in wall-clock time and in this process's CPU time (which
 a neighbour loading a shared machine disturbs far less). Model loading and our
-before/after eval passes are outside the span. Rounds alternate ABBA
+before/after eval passes are outside the span. After one short untimed
+warm-up run of each side, rounds alternate ABBA
 (--repeats runs per side) and each side's figure is its median run, with every
 run listed, so the spread is visible; the headline ratio is ours/trl of the
 medians.
@@ -434,6 +435,11 @@ def main(argv: list[str] | None = None) -> int:
         # ABBA order, median of each side: on a shared machine a neighbour's burst
         # can halve one run; alternating cancels slow drift, the median cancels bursts.
         order = (["ours", "trl", "trl", "ours"] * args.repeats)[: 2 * max(1, args.repeats)]
+        # One short untimed run of each side first: the first process to train after
+        # the bench starts pays for paging in libraries and kernels, which otherwise
+        # costs whichever side goes first several percent.
+        for side in ("ours", "trl"):
+            spawn(side, {**spec, "steps": 2, "out": str(work / f"warmup-{side}")})
         runs: dict[str, list[dict[str, Any]]] = {"ours": [], "trl": []}
         for i, side in enumerate(order):
             runs[side].append(spawn(side, {**spec, "out": str(work / f"{side}{i}")}))
