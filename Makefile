@@ -13,6 +13,9 @@ STAMPS := $(ROOT)/.make
 # Debian's yaws lives outside the default code path; jiffy is on it already.
 export ERL_LIBS := /usr/lib/yaws
 export PYTHONDONTWRITEBYTECODE := 1
+# The BEAM's schedulers spin while idle by default; on a small machine that spin
+# takes CPU from the Python worker generating tokens beside it.
+export ERL_FLAGS ?= +sbwt none +sbwtdcpu none +sbwtdio none
 
 APT_PACKAGES := elixir erlang-dev erlang-yaws erlang-jiffy erlang-src chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
