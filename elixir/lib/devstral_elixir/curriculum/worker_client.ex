@@ -5,26 +5,19 @@ defmodule DevstralElixir.Curriculum.WorkerClient do
   It is also a behaviour, so the runner can be driven by a fake in tests
   (`DevstralElixir.Curriculum.Runner` takes the client module as an option).
 
-  This implementation calls `DevstralElixir.Worker.stream/3` (the server and
-  module come from the `:curriculum_worker` application environment,
-  `{module, server}`, default `{DevstralElixir.Worker, DevstralElixir.Worker}`).
-  The stream yields `DevstralElixir.Proto.JobEvent`s; every event is passed to
-  `report` as a map (`event_to_map/1`), and the call's result is
-
-    * the `COMPLETED` event's map, as `{:ok, map}`;
-    * `{:invalid, message}` when the worker rejects the request
-      (`INVALID_ARGUMENT`: a bad setting, a missing dataset or model), which
-      no retry can fix;
-    * `{:error, message}` for a `FAILED` or `CANCELLED` event, any other
-      `{:error, reason}` item, a raise or an exit of the stream, or a stream
-      that ends without `COMPLETED`.
+  This implementation runs its calls with `DevstralElixir.Worker.JobStream`
+  (every event goes to `report` as a map; the results are those of
+  `JobStream.run/4`) on the worker named by the `:curriculum_worker`
+  application environment, `{module, server}`, default the host's own
+  (`JobStream.host_worker/0`).
 
   Eval losses: an `Evaluate` call is made with one file in `loss_datasets`,
   and its loss is read from the final metrics by `loss/1` (`eval_loss`, else
   `loss`, else the only metric whose name contains "loss").
   """
 
-  alias DevstralElixir.Proto.{CancelJobRequest, EvaluateRequest, JobEvent, TrainRequest}
+  alias DevstralElixir.Proto.{EvaluateRequest, JobEvent, TrainRequest}
+  alias DevstralElixir.Worker.JobStream
 
   @type report :: (map() -> :ok)
 
@@ -69,35 +62,15 @@ defmodule DevstralElixir.Curriculum.WorkerClient do
 
   @doc "Asks the worker to cancel the job's running call (best effort)."
   @spec cancel(String.t()) :: :ok
-  def cancel(job_id) do
-    {module, server} = worker()
-    _ = module.call(server, "CancelJob", %CancelJobRequest{job_id: job_id})
-    :ok
-  rescue
-    _ -> :ok
-  catch
-    :exit, _ -> :ok
-  end
+  def cancel(job_id), do: JobStream.cancel(worker(), job_id)
 
   @doc "The id a queue job's calls carry on the worker side."
   @spec job_id(DevstralElixir.Jobs.Job.t()) :: String.t()
   def job_id(%{id: id}), do: "job-#{id}"
 
-  @doc "A `JobEvent` as a plain map (kind as a string, metrics as a map)."
+  @doc "A `JobEvent` as a plain map; see `DevstralElixir.Worker.JobStream.event_to_map/1`."
   @spec event_to_map(JobEvent.t()) :: map()
-  def event_to_map(%JobEvent{} = event) do
-    %{
-      kind: kind_name(event.kind),
-      phase: event.phase,
-      message: event.message,
-      step: event.step,
-      total_steps: event.total_steps,
-      elapsed_ms: event.elapsed_ms,
-      eta_ms: event.eta_ms,
-      metrics: event.metrics,
-      artifact_path: event.artifact_path
-    }
-  end
+  defdelegate event_to_map(event), to: JobStream
 
   @doc "The eval loss in an Evaluate call's final metrics, or nil."
   @spec loss(map()) :: float() | nil
@@ -119,59 +92,9 @@ defmodule DevstralElixir.Curriculum.WorkerClient do
     end
   end
 
-  defp consume(method, request, report) do
-    {module, server} = worker()
-
-    # A job re-queued at boot must not spend an attempt on a worker still loading.
-    if function_exported?(module, :await_ready, 2) do
-      with {:error, error} <- module.await_ready(server, 300_000), do: raise(error)
-    end
-
-    server
-    |> module.stream(method, request)
-    |> Enum.reduce_while(nil, &step(&1, &2, method, report))
-    |> case do
-      nil -> {:error, "the worker's #{method} stream ended without a COMPLETED event"}
-      result -> result
-    end
-  rescue
-    exception -> failure(method, exception)
-  catch
-    :exit, reason -> {:error, "#{method} failed: #{Exception.format_exit(reason)}"}
-  end
-
-  defp step({:error, reason}, _acc, method, _report), do: {:halt, failure(method, reason)}
-
-  defp step(%JobEvent{kind: kind} = event, acc, method, report) do
-    map = event_to_map(event)
-    report.(map)
-
-    case kind do
-      :COMPLETED -> {:cont, {:ok, map}}
-      :FAILED -> {:halt, {:error, "#{method} failed: #{event.message}"}}
-      :CANCELLED -> {:halt, {:error, "#{method} was cancelled: #{event.message}"}}
-      _other -> {:cont, acc}
-    end
-  end
-
-  defp failure(method, %{status: :invalid_argument} = error),
-    do: {:invalid, "#{method} rejected the request: #{describe(error)}"}
-
-  defp failure(method, reason), do: {:error, "#{method} failed: #{describe(reason)}"}
-
-  defp kind_name(kind) when is_atom(kind), do: Atom.to_string(kind)
-  defp kind_name(kind), do: to_string(kind)
-
-  defp describe(reason) when is_binary(reason), do: reason
-  defp describe(%{__exception__: true} = exception), do: Exception.message(exception)
-  defp describe(%{message: message}) when is_binary(message), do: message
-  defp describe(reason), do: inspect(reason)
+  defp consume(method, request, report), do: JobStream.run(worker(), method, request, report)
 
   defp worker do
-    Application.get_env(
-      :devstral_elixir,
-      :curriculum_worker,
-      {DevstralElixir.Worker, DevstralElixir.Worker}
-    )
+    Application.get_env(:devstral_elixir, :curriculum_worker, JobStream.host_worker())
   end
 end

@@ -3,12 +3,13 @@ defmodule DevstralElixir.Dataset.Build do
   Builds the three-stage curriculum dataset by calling the worker's
   `BuildDataset` method through the contract, and reports its progress.
 
-  Used by `mix curriculum.build`; the job queue can call `run/3` the same way
-  with the application's worker.
+  The `:build_dataset` job (`DevstralElixir.Dataset.BuildRunner`, which
+  `mix curriculum.build` enqueues) runs it on the host's worker.
   """
 
-  alias DevstralElixir.Proto.{BuildDatasetRequest, JobEvent}
+  alias DevstralElixir.Proto.BuildDatasetRequest
   alias DevstralElixir.Worker
+  alias DevstralElixir.Worker.JobStream
 
   @options [:inputs, :out, config: nil, seed: 0, eval_files: [], job_id: nil]
 
@@ -42,26 +43,15 @@ defmodule DevstralElixir.Dataset.Build do
   end
 
   @doc """
-  Runs the build on `worker`, calling `report` with every `JobEvent`.
-  Returns the final event: `{:ok, completed}` or `{:error, message}`.
+  Runs the build on `worker` (a `DevstralElixir.Worker` name or pid) with
+  `DevstralElixir.Worker.JobStream`: `report` gets every event as a map, and
+  the result is `JobStream.run/4`'s (`{:ok, completed}` holds the dataset
+  directory in `artifact_path` and the build's counts in `metrics`).
   """
-  @spec run(GenServer.server(), BuildDatasetRequest.t(), (JobEvent.t() -> any())) ::
-          {:ok, JobEvent.t()} | {:error, String.t()}
-  def run(worker, %BuildDatasetRequest{} = request, report) do
-    worker
-    |> Worker.stream("BuildDataset", request)
-    |> Enum.reduce_while({:error, "the build ended without a result"}, fn event, acc ->
-      report.(event)
-
-      case event.kind do
-        :COMPLETED -> {:halt, {:ok, event}}
-        kind when kind in [:FAILED, :CANCELLED] -> {:halt, {:error, event.message}}
-        _ -> {:cont, acc}
-      end
-    end)
-  rescue
-    error in Worker.Error -> {:error, Exception.message(error)}
-  end
+  @spec run(GenServer.server(), BuildDatasetRequest.t(), (map() -> any())) ::
+          JobStream.result()
+  def run(worker, %BuildDatasetRequest{} = request, report),
+    do: JobStream.run({Worker, worker}, "BuildDataset", request, report)
 
   # The worker takes the config as JSON; a .json file is passed as it is, an
   # .exs file holding a map or keyword list is converted.

@@ -5,14 +5,15 @@ defmodule DevstralElixir.Dataset.BuildRunner do
 
   Args (JSON): `"inputs"` (directories), `"out"`, and optionally `"config"`
   (a file), `"seed"` and `"eval_files"`. The build writes to a temporary
-  directory and renames it when done, so a retried job starts clean.
+  directory and renames it when done, so a retried job starts clean. A
+  request the worker rejects (a broken manifest, a bad config field) fails
+  the job at once: no retry can fix it.
   """
   @behaviour DevstralElixir.Jobs.Runner
 
-  alias DevstralElixir.Curriculum.WorkerClient
   alias DevstralElixir.Dataset.Build
   alias DevstralElixir.Jobs.Job
-  alias DevstralElixir.Worker
+  alias DevstralElixir.Worker.JobStream
 
   @impl true
   def validate_args(args) do
@@ -26,22 +27,15 @@ defmodule DevstralElixir.Dataset.BuildRunner do
   def resource(_args), do: "worker:default"
 
   @impl true
-  def cancel(%Job{id: id}) do
-    _ =
-      Worker.call(Worker, "CancelJob", %DevstralElixir.Proto.CancelJobRequest{job_id: job_id(id)})
-
-    :ok
-  end
+  def cancel(%Job{id: id}), do: JobStream.cancel(JobStream.host_worker(), job_id(id))
 
   @impl true
   def run(%Job{id: id, args: args}, report) do
     request = request(args, job_id(id))
 
-    with :ok <- Worker.await_ready(Worker, 300_000),
-         {:ok, done} <- Build.run(Worker, request, &report.(WorkerClient.event_to_map(&1))) do
-      {:ok, %{"out" => done.artifact_path, "metrics" => done.metrics}}
-    else
-      {:error, %Worker.Error{} = error} -> {:error, Exception.message(error)}
+    case Build.run(DevstralElixir.Worker, request, report) do
+      {:ok, done} -> {:ok, %{"out" => done.artifact_path, "metrics" => done.metrics}}
+      {:invalid, message} -> {:discard, message}
       {:error, message} -> {:error, message}
     end
   rescue

@@ -16,8 +16,9 @@ defmodule DevstralElixir.Dataset.BuildTest do
     test = self()
     assert {:ok, done} = Build.run(worker, request, &send(test, {:event, &1}))
 
-    assert done.kind == :COMPLETED
-    assert_received {:event, %{kind: :PROGRESS}}
+    assert done.kind == "COMPLETED"
+    assert done.artifact_path == out
+    assert_received {:event, %{kind: "PROGRESS"}}
 
     for stage <- ~w(stage1 stage2 stage3), split <- ~w(train eval) do
       assert File.exists?(Path.join([out, stage, split <> ".jsonl"]))
@@ -40,7 +41,9 @@ defmodule DevstralElixir.Dataset.BuildTest do
     File.write!(Path.join(broken, "manifest.jsonl"), "{not json\n")
     worker = Worker.Local.start!()
     request = Build.request!(inputs: [broken], out: Path.join(dir, "out"))
-    assert {:error, message} = Build.run(worker, request, fn _ -> :ok end)
+    assert {failure, message} = Build.run(worker, request, fn _ -> :ok end)
+    assert failure in [:invalid, :error]
+    assert message =~ "BuildDataset"
     assert message =~ "manifest.jsonl"
     refute File.exists?(Path.join(dir, "out"))
   end
