@@ -1,4 +1,4 @@
-"""Curriculum dataset build throughput, and near-dedup per core against plain datasketch.
+"""Dataset build throughput, and near-dedup per core against plain datasketch.
 
     .venv/bin/python bench/dataset_build.py [--mb 200] [--dedup-mb 64] [--rounds 3] [--workers 0] [--no-save]
 
@@ -50,10 +50,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.results import emit
-from python_worker.curriculum import BuildRequest, CurriculumConfig, dedup, lexer
-from python_worker.curriculum.build import build, worker_payload
-from python_worker.curriculum.pool import WorkerPool, available_cores
-from python_worker.curriculum.tokens import resolve
+from python_worker.dataset import BuildRequest, DatasetConfig, dedup, lexer
+from python_worker.dataset.build import build, worker_payload
+from python_worker.dataset.pool import WorkerPool, available_cores
+from python_worker.dataset.tokens import resolve
 
 ERLANG_SRC = Path("/usr/lib/erlang/lib")
 BENCH_DIR = ROOT / "data" / "bench"
@@ -273,9 +273,9 @@ def _files(root: Path, limit_bytes: int) -> list[Path]:
 
 def near_dedup_pool(files: list[Path], pool: WorkerPool) -> tuple[float, int]:
     """Signatures on the pool's processes, LSH in this one (as the scan pass does)."""
-    from python_worker.curriculum import worker
+    from python_worker.dataset import worker
 
-    cfg = CurriculumConfig().dedup
+    cfg = DatasetConfig().dedup
     t0 = time.perf_counter()
     index = dedup.NearDupIndex(cfg.threshold, cfg.num_perm, cfg.minhash_seed)
     chunks = [[str(p) for p in files[i : i + 32]] for i in range(0, len(files), 32)]
@@ -289,7 +289,7 @@ def near_dedup_pool(files: list[Path], pool: WorkerPool) -> tuple[float, int]:
 
 def near_dedup_ours(files: list[Path]) -> tuple[float, int]:
     """Our signer and index in this one process: the per-core figure."""
-    cfg = CurriculumConfig().dedup
+    cfg = DatasetConfig().dedup
     t0 = time.perf_counter()
     signer = dedup.Signer(cfg.shingle, dedup.permutations(cfg.num_perm, cfg.minhash_seed))
     index = dedup.NearDupIndex(cfg.threshold, cfg.num_perm, cfg.minhash_seed)
@@ -305,7 +305,7 @@ def near_dedup_plain(files: list[Path]) -> tuple[float, int]:
     """The same near-dedup written as a plain datasketch loop, in one process."""
     from datasketch import MinHash, MinHashLSH
 
-    cfg = CurriculumConfig().dedup
+    cfg = DatasetConfig().dedup
     t0 = time.perf_counter()
     lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm)
     kept: dict[int, MinHash] = {}
@@ -332,7 +332,7 @@ def signing_only(files: list[Path]) -> tuple[float, float]:
     """
     from datasketch import MinHash
 
-    cfg = CurriculumConfig().dedup
+    cfg = DatasetConfig().dedup
     hashes = [lexer.shingle_hashes32(p.read_bytes().decode("utf-8", "replace"), cfg.shingle) for p in files]
     hashes = [h for h in hashes if len(h)]
     signer = dedup.Signer(cfg.shingle, dedup.permutations(cfg.num_perm, cfg.minhash_seed))
@@ -365,7 +365,7 @@ def main() -> None:
     input_bytes = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and p.name != "metadata.json")
     out = BENCH_DIR / f"dataset-{args.mb}mb"
     shutil.rmtree(out, ignore_errors=True)
-    config = CurriculumConfig(workers=workers)
+    config = DatasetConfig(workers=workers)
     print(
         f"building {input_bytes / 1e6:.0f} MB on {workers} workers ...",
         file=sys.stderr,
@@ -390,7 +390,7 @@ def main() -> None:
         flush=True,
     )
     # Alternate and keep the medians: these machines are shared and noisy.
-    payload = worker_payload(CurriculumConfig(), 0, "regex", None)
+    payload = worker_payload(DatasetConfig(), 0, "regex", None)
     ours_runs, plain_runs, pool_runs = [], [], []
     with WorkerPool(workers, payload) as pool:  # started before any clock runs
         for _ in range(args.rounds):

@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.results import emit
-from python_worker.curriculum import scrub
-from python_worker.curriculum.config import ScrubConfig
+from python_worker.dataset import scrub
+from python_worker.dataset.config import ScrubConfig
 from python_worker.tests.scrub_table import LOOK_ALIKES, SECRETS
 
 PREVIOUS_RULES_COMMIT = "b1c972d"  # the last scrub.py without the generic rule
@@ -82,7 +82,7 @@ def previous_scrubber() -> Callable[[str], str] | None:
     """The rule set before the generic rule, from git history (None without history)."""
     try:
         source = subprocess.run(
-            ["git", "show", f"{PREVIOUS_RULES_COMMIT}:python_worker/curriculum/scrub.py"],
+            ["git", "show", f"{PREVIOUS_RULES_COMMIT}:python_worker/dataset/scrub.py"],
             cwd=ROOT,
             capture_output=True,
             text=True,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from python_worker.curriculum.config import ScrubConfig
-from python_worker.curriculum.scrub import Scrubber, is_secret_value, shannon_entropy
+from python_worker.dataset.config import ScrubConfig
+from python_worker.dataset.scrub import Scrubber, is_secret_value, shannon_entropy
 from python_worker.tests.scrub_table import LOOK_ALIKES, SECRETS, Case
 
 SCRUBBER = Scrubber(ScrubConfig())

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from python_worker import fim
-from python_worker.curriculum import (
+from python_worker.dataset import (
     books,
     decontam,
     dedup,
@@ -22,17 +22,17 @@ from python_worker.curriculum import (
     spans,
     split,
 )
-from python_worker.curriculum.clean import Cleaner
-from python_worker.curriculum.config import (
+from python_worker.dataset.clean import Cleaner
+from python_worker.dataset.config import (
     CleanConfig,
     ScrubConfig,
     Stage2Config,
     Stage3Config,
 )
-from python_worker.curriculum.elixir_ast import Parsed
-from python_worker.curriculum.inputs import preference_order, version_key
-from python_worker.curriculum.scrub import Scrubber
-from python_worker.tests.test_curriculum_corpus import (
+from python_worker.dataset.elixir_ast import Parsed
+from python_worker.dataset.inputs import preference_order, version_key
+from python_worker.dataset.scrub import Scrubber
+from python_worker.tests.test_dataset_corpus import (
     HUMANEVAL,
     SECRET_CONFIG,
     elixir_module,
@@ -323,7 +323,7 @@ def test_split_falls_back_to_files_then_rows() -> None:
 
 
 def test_preference_prefers_popular_then_newer() -> None:
-    from python_worker.curriculum.inputs import Source
+    from python_worker.dataset.inputs import Source
 
     def src(name: str, version: str, pop: int) -> Source:
         return Source(name, version, Path("."), "MIT", "package", 0, pop)
@@ -349,7 +349,7 @@ def test_signatures_equal_datasketch_update_batch() -> None:
     import numpy as np
     from datasketch import MinHash
 
-    from python_worker.curriculum import lexer
+    from python_worker.dataset import lexer
 
     hashes = lexer.shingle_hashes32(CODE * 3, 5)
     reference = MinHash(num_perm=128, seed=1, hashfunc=int)

@@ -13,8 +13,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from python_worker.curriculum import split
-from python_worker.curriculum.errors import InvalidRequest
+from python_worker.dataset import split
+from python_worker.dataset.errors import InvalidRequest
 
 LICENSE = "PSF-2.0"
 _SKIP_DIRS = {

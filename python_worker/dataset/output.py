@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import IO
 
-from python_worker.curriculum.errors import InvalidRequest
+from python_worker.dataset.errors import InvalidRequest
 
 STAGES = (1, 2, 3)
 SPLITS = ("train", "eval")

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Self, TypeVar
 
-from python_worker.curriculum import worker
+from python_worker.dataset import worker
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -31,7 +31,7 @@ import math
 import re
 from collections import Counter
 
-from python_worker.curriculum.config import ScrubConfig
+from python_worker.dataset.config import ScrubConfig
 
 # `.*?` also spans literal "\n" escapes, so a key inside a JSON string is found too.
 _PRIVATE_KEY = re.compile(

@@ -12,12 +12,12 @@ import grpc
 import pytest
 
 from python_worker.config import REPO_ROOT
-from python_worker.curriculum import inputs as curriculum_inputs
-from python_worker.curriculum.errors import InvalidRequest
-from python_worker.curriculum.rpc import build_dataset_events
+from python_worker.dataset import inputs as dataset_inputs
+from python_worker.dataset.errors import InvalidRequest
+from python_worker.dataset.rpc import build_dataset_events
 from python_worker.errors import WorkerError
 from python_worker.proto import worker_pb2
-from python_worker.tests.test_curriculum_corpus import Corpus, write_corpus
+from python_worker.tests.test_dataset_corpus import Corpus, write_corpus
 
 JobEvent = worker_pb2.JobEvent
 FAST = json.dumps({"workers": 1, "replay": {"share": 0.0}, "stage3": {"enabled": False}})
@@ -94,13 +94,13 @@ def test_closing_the_stream_cancels_the_build(corpus: Corpus, tmp_path: Path, mo
     cancel = threading.Event()
     # The build lists its files only once the stream is closed, so it is still
     # running when the client goes away (otherwise a fast build could win the race).
-    real_list_files = curriculum_inputs.list_files
+    real_list_files = dataset_inputs.list_files
 
-    def list_files_after_close(source: curriculum_inputs.Source) -> list[tuple[str, int]]:
+    def list_files_after_close(source: dataset_inputs.Source) -> list[tuple[str, int]]:
         assert cancel.wait(timeout=60), "the stream was never closed"
         return real_list_files(source)
 
-    monkeypatch.setattr(curriculum_inputs, "list_files", list_files_after_close)
+    monkeypatch.setattr(dataset_inputs, "list_files", list_files_after_close)
     stream = build_dataset_events(_req(corpus, out), cancel)
     first = next(stream)
     assert first.kind == JobEvent.PROGRESS
@@ -111,7 +111,7 @@ def test_closing_the_stream_cancels_the_build(corpus: Corpus, tmp_path: Path, mo
 
 
 def test_cli(corpus: Corpus, tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "python_worker.curriculum"]
+    cmd = [sys.executable, "-m", "python_worker.dataset"]
     bad = subprocess.run(  # noqa: PLW1510 -- the return code is the assertion
         [*cmd, "--input", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
         cwd=REPO_ROOT,

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from python_worker.curriculum import lexer
-from python_worker.curriculum.errors import InvalidRequest
+from python_worker.dataset import lexer
+from python_worker.dataset.errors import InvalidRequest
 from python_worker.jsonl import read_objects
 
 MAX_EVAL_SETS = 64  # one bit each in a uint64 mask

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from python_worker.curriculum import iex
-from python_worker.curriculum.config import Stage3Config
-from python_worker.curriculum.mining import chat
+from python_worker.dataset import iex
+from python_worker.dataset.config import Stage3Config
+from python_worker.dataset.mining import chat
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)")

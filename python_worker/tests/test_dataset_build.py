@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from python_worker import fim
-from python_worker.curriculum import BuildRequest, InvalidRequest, Progress, parse_config
-from python_worker.curriculum.build import build
-from python_worker.curriculum.output import sha256_file
-from python_worker.tests.test_curriculum_corpus import (
+from python_worker.dataset import BuildRequest, InvalidRequest, Progress, parse_config
+from python_worker.dataset.build import build
+from python_worker.dataset.output import sha256_file
+from python_worker.tests.test_dataset_corpus import (
     EVALS,
     HUMANEVAL,
     Corpus,
@@ -63,7 +63,7 @@ def _read(out: Path) -> dict[tuple[int, str], list[dict[str, Any]]]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    root = tmp_path_factory.mktemp("curriculum")
+    root = tmp_path_factory.mktemp("dataset")
     corpus = write_corpus(root)
     events: list[Progress] = []
     result = build(_request(corpus, root / "out", workers=2), events.append, threading.Event())
@@ -383,7 +383,7 @@ def test_bad_inputs_fail_before_any_work(built: Built, tmp_path: Path) -> None:
     # A cut-short last line (a scraper killed mid-append) is not an error...
     (broken / "manifest.jsonl").write_text('{"name": "a", "path": "a-1"}\n{"name": "b", "pa')
     (broken / "a-1" / "a.ex").write_text(CODE)
-    from python_worker.curriculum.build import prepare
+    from python_worker.dataset.build import prepare
 
     (only,) = prepare(BuildRequest(inputs=[str(broken)], out_dir=str(out))).inputs
     assert only.rows == 1 and only.partial_last_line
@@ -435,7 +435,7 @@ def test_bad_inputs_fail_before_any_work(built: Built, tmp_path: Path) -> None:
 
 
 def test_cancel_mid_build_leaves_nothing(built: Built, tmp_path: Path) -> None:
-    from python_worker.curriculum import BuildCancelled
+    from python_worker.dataset import BuildCancelled
 
     out = tmp_path / "cancelled"
     cancel = threading.Event()

@@ -1,8 +1,8 @@
-"""The curriculum dataset builder: scraped corpora -> three training stages.
+"""The dataset builder: scraped corpora -> three training stages.
 
-    .venv/bin/python -m python_worker.curriculum --input data/raw/hex --out data/datasets/NAME
+    .venv/bin/python -m python_worker.dataset --input data/raw/hex --out data/datasets/NAME
 
-Entry points: `python_worker.curriculum.build.build` (a plain function; not
+Entry points: `python_worker.dataset.build.build` (a plain function; not
 re-exported here, so the name `build` keeps meaning the module), `rpc.build_dataset_events` (the
 BuildDataset RPC as a generator of JobEvents) and the CLI in `__main__.py`.
 Modules, one job each: config (typed config), inputs (scraper layout), clean,
@@ -11,16 +11,16 @@ scrub (secrets), lexer + dedup + decontam, split, elixir_ast + spans + fim_rows
 worker + pool (parallel passes), output (atomic directory), report.
 """
 
-from python_worker.curriculum.build import BuildRequest, BuildResult, Progress
-from python_worker.curriculum.config import CurriculumConfig, load_config, parse_config
-from python_worker.curriculum.errors import BuildCancelled, ConfigError, InvalidRequest
+from python_worker.dataset.build import BuildRequest, BuildResult, Progress
+from python_worker.dataset.config import DatasetConfig, load_config, parse_config
+from python_worker.dataset.errors import BuildCancelled, ConfigError, InvalidRequest
 
 __all__ = [
     "BuildCancelled",
     "BuildRequest",
     "BuildResult",
     "ConfigError",
-    "CurriculumConfig",
+    "DatasetConfig",
     "InvalidRequest",
     "Progress",
     "load_config",

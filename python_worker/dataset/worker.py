@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from python_worker.curriculum import books, dedup, fim_rows, lexer, mining, split
-from python_worker.curriculum.clean import Cleaner, language_of
-from python_worker.curriculum.config import CurriculumConfig, config_from_dict
-from python_worker.curriculum.decontam import DecontamIndex, Hit
-from python_worker.curriculum.elixir_ast import Parsed
-from python_worker.curriculum.scrub import Scrubber
-from python_worker.curriculum.tokens import TokenCounter
+from python_worker.dataset import books, dedup, fim_rows, lexer, mining, split
+from python_worker.dataset.clean import Cleaner, language_of
+from python_worker.dataset.config import DatasetConfig, config_from_dict
+from python_worker.dataset.decontam import DecontamIndex, Hit
+from python_worker.dataset.elixir_ast import Parsed
+from python_worker.dataset.scrub import Scrubber
+from python_worker.dataset.tokens import TokenCounter
 
 _MODULE = re.compile(r"^\s*defmodule\s+([A-Z][\w.]*)", re.MULTILINE)
 _COMMENT = {"elixir": "#", "erlang": "%", "python": "#"}
@@ -38,7 +38,7 @@ _COMMENT = {"elixir": "#", "erlang": "%", "python": "#"}
 
 @dataclass
 class State:
-    config: CurriculumConfig
+    config: DatasetConfig
     seed: int
     cleaner: Cleaner
     scrubber: Scrubber

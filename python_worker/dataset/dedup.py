@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from python_worker.curriculum import lexer
+from python_worker.dataset import lexer
 
 BATCH = 512  # shingles per step: a 512 x 128 uint32 block (256 KB) stays in cache
 

@@ -12,7 +12,7 @@ sections as the dataclasses below:
 Tables of rates or weights (stage1.mix, stage2.span_weights) update the
 defaults key by key. Unknown fields, wrong types and out-of-range values raise ConfigError naming the
 field (`dedup.threshold: expected a number in [0.0, 1.0], got 1.5`), so a typo
-never silently falls back to a default. `python -m python_worker.curriculum
+never silently falls back to a default. `python -m python_worker.dataset
 --explain-config` prints every field with its help.
 """
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from python_worker.curriculum.errors import ConfigError
+from python_worker.dataset.errors import ConfigError
 
 # Span kinds the FIM builder knows; weights in stage2.span_weights use these names.
 SPAN_KINDS = ("function_body", "do_block", "clause", "pipe_stage", "line", "multi_line")
@@ -280,7 +280,7 @@ class ReportConfig:
 
 
 @dataclass
-class CurriculumConfig:
+class DatasetConfig:
     seed: int = _f(
         0,
         "Seed for the split, sampling and spans; the request's seed overrides it.",
@@ -315,7 +315,7 @@ class CurriculumConfig:
 # ---------------------------------------------------------------------------
 
 
-def load_config(path: str | Path) -> CurriculumConfig:
+def load_config(path: str | Path) -> DatasetConfig:
     """Read a .json or .toml config file; errors name the file and the field."""
     p = Path(path)
     if not p.is_file():
@@ -325,10 +325,10 @@ def load_config(path: str | Path) -> CurriculumConfig:
     return parse_config(text, fmt=fmt, origin=str(p))
 
 
-def parse_config(text: str, fmt: str = "json", origin: str = "config") -> CurriculumConfig:
+def parse_config(text: str, fmt: str = "json", origin: str = "config") -> DatasetConfig:
     """Parse config text (JSON or TOML); empty text means all defaults."""
     if not text.strip():
-        return CurriculumConfig()
+        return DatasetConfig()
     try:
         raw = tomllib.loads(text) if fmt == "toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
@@ -336,19 +336,19 @@ def parse_config(text: str, fmt: str = "json", origin: str = "config") -> Curric
     return config_from_dict(raw, origin=origin)
 
 
-def config_from_dict(raw: Any, origin: str = "config") -> CurriculumConfig:
+def config_from_dict(raw: Any, origin: str = "config") -> DatasetConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: expected a table/object at the top, got {type(raw).__name__}")
-    config = _build(CurriculumConfig, raw, prefix="", origin=origin)
+    config = _build(DatasetConfig, raw, prefix="", origin=origin)
     _check_cross_fields(config, origin)
     return config
 
 
-def config_to_dict(config: CurriculumConfig) -> dict[str, Any]:
+def config_to_dict(config: DatasetConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def explain(cls: type = CurriculumConfig, prefix: str = "") -> list[str]:
+def explain(cls: type = DatasetConfig, prefix: str = "") -> list[str]:
     """One line per field: dotted name, default and help (for --explain-config)."""
     lines: list[str] = []
     default = cls()
@@ -443,7 +443,7 @@ def _range(value: float, meta: Any, name: str, origin: str) -> None:
         raise ConfigError(f"{origin}: {name}: expected {kind} in [{lo}, {hi}], got {value!r}")
 
 
-def _check_cross_fields(config: CurriculumConfig, origin: str) -> None:
+def _check_cross_fields(config: DatasetConfig, origin: str) -> None:
     from python_worker import fim
 
     try:

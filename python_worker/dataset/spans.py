@@ -16,8 +16,8 @@ from __future__ import annotations
 import random
 import re
 
-from python_worker.curriculum import elixir_ast
-from python_worker.curriculum.elixir_ast import Parsed
+from python_worker.dataset import elixir_ast
+from python_worker.dataset.elixir_ast import Parsed
 
 Span = tuple[int, int]
 

@@ -20,9 +20,9 @@ import re
 import textwrap
 from typing import Any
 
-from python_worker.curriculum import elixir_ast, iex
-from python_worker.curriculum.config import Stage2Config
-from python_worker.curriculum.elixir_ast import Module, Parsed
+from python_worker.dataset import elixir_ast, iex
+from python_worker.dataset.config import Stage2Config
+from python_worker.dataset.elixir_ast import Module, Parsed
 
 _DESCRIBE_TITLE = re.compile(r"^\s*(?:[\w.]+\.)?([a-z_][\w]*[?!]?)(?:/(\d+))?\b")
 MIN_DOC_CHARS = 20

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from python_worker.curriculum.build import (
+from python_worker.dataset.build import (
     BuildRequest,
     BuildResult,
     Plan,
@@ -24,8 +24,8 @@ from python_worker.curriculum.build import (
     prepare,
     run,
 )
-from python_worker.curriculum.config import parse_config
-from python_worker.curriculum.errors import BuildCancelled
+from python_worker.dataset.config import parse_config
+from python_worker.dataset.errors import BuildCancelled
 from python_worker.proto import worker_pb2
 from python_worker.threads import run_streaming
 

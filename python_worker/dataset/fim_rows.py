@@ -13,9 +13,9 @@ import random
 from typing import Any
 
 from python_worker import fim
-from python_worker.curriculum import spans
-from python_worker.curriculum.config import Stage2Config
-from python_worker.curriculum.elixir_ast import Parsed
+from python_worker.dataset import spans
+from python_worker.dataset.config import Stage2Config
+from python_worker.dataset.elixir_ast import Parsed
 
 
 def candidate_spans(text: str, language: str, parsed: Parsed | None) -> dict[str, list[spans.Span]]:

@@ -1,6 +1,6 @@
-"""Build the three-stage curriculum dataset from scraped corpora.
+"""Build the three-stage training dataset from scraped corpora.
 
-    .venv/bin/python -m python_worker.curriculum --input data/raw/hex \\
+    .venv/bin/python -m python_worker.dataset --input data/raw/hex \\
         --input data/raw/github --out data/datasets/NAME [--config FILE] [--seed N]
 
 `build(request, progress, cancel)` is the one entry point; the CLI (__main__.py)
@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from python_worker.config import REPO_ROOT
-from python_worker.curriculum import (
+from python_worker.dataset import (
     books,
     decontam,
     dedup,
@@ -53,12 +53,12 @@ from python_worker.curriculum import (
     tokens,
     worker,
 )
-from python_worker.curriculum.clean import language_of
-from python_worker.curriculum.config import CurriculumConfig, config_to_dict
-from python_worker.curriculum.dedup import NearDupIndex
-from python_worker.curriculum.errors import BuildCancelled, InvalidRequest
-from python_worker.curriculum.pool import WorkerPool, available_cores
-from python_worker.curriculum.worker import FileJob, ScanResult, dumps
+from python_worker.dataset.clean import language_of
+from python_worker.dataset.config import DatasetConfig, config_to_dict
+from python_worker.dataset.dedup import NearDupIndex
+from python_worker.dataset.errors import BuildCancelled, InvalidRequest
+from python_worker.dataset.pool import WorkerPool, available_cores
+from python_worker.dataset.worker import FileJob, ScanResult, dumps
 
 # The public eval sets ship with the project, so a fresh clone decontaminates by default.
 DEFAULT_EVAL_DIR = REPO_ROOT / "evals"
@@ -69,7 +69,7 @@ MAX_ERRORS_LISTED = 20
 class BuildRequest:
     inputs: list[str]
     out_dir: str
-    config: CurriculumConfig = field(default_factory=CurriculumConfig)
+    config: DatasetConfig = field(default_factory=DatasetConfig)
     # None means config.seed.
     seed: int | None = None
     # Extra eval JSONL files, on top of config.decontam.eval_files and the eval dir.
@@ -101,7 +101,7 @@ class BuildResult:
 class Plan:
     """A validated request: everything `run` needs, checked before work starts."""
 
-    config: CurriculumConfig
+    config: DatasetConfig
     seed: int
     out_dir: Path
     inputs: list[inputs.InputDir]
@@ -248,7 +248,7 @@ class _Reporter:
             raise BuildCancelled("the build was cancelled")
 
 
-def _split(sources: list[inputs.Source], kept: list[list[_Kept]], seed: int, cfg: CurriculumConfig) -> split.Split:
+def _split(sources: list[inputs.Source], kept: list[list[_Kept]], seed: int, cfg: DatasetConfig) -> split.Split:
     """Train/eval per package (or file) from the kept files, aiming at a share of bytes.
 
     Code files feed stages 1-2 and Markdown (and books) stage 3; each group gets
@@ -330,7 +330,7 @@ def run(plan: Plan, progress: Callable[[Progress], None], cancel: threading.Even
 
 
 def worker_payload(
-    cfg: CurriculumConfig, seed: int, tokenizer: str, decontam_index: dict[str, Any] | None
+    cfg: DatasetConfig, seed: int, tokenizer: str, decontam_index: dict[str, Any] | None
 ) -> dict[str, Any]:
     """What every worker process is initialised with (worker.init)."""
     return {
@@ -558,7 +558,7 @@ def _hold_out_rows(
         rep.log("split", f"stage {stage}: too few files for a split by file; held out {len(chosen)} rows")
 
 
-def _stage_enabled(cfg: CurriculumConfig, stage: int) -> bool:
+def _stage_enabled(cfg: DatasetConfig, stage: int) -> bool:
     return {1: cfg.stage1.enabled, 2: cfg.stage2.enabled, 3: cfg.stage3.enabled}[stage]
 
 
@@ -631,7 +631,7 @@ def _replay(
         rep.emit("replay", f"{added:,} replay tokens", min(added, target), target)
 
 
-def _split_summary(cfg: CurriculumConfig, splits: split.Split, stats: _Stats) -> dict[str, Any]:
+def _split_summary(cfg: DatasetConfig, splits: split.Split, stats: _Stats) -> dict[str, Any]:
     """How each stage was split and the eval share of its corpus tokens (replay left out)."""
     stages: dict[str, Any] = {}
     for stage in output.STAGES:
@@ -674,7 +674,7 @@ def _finish(
     resolved["replay"]["dir"] = str(plan.replay_dir) if plan.replay_dir else "none"
     eval_keys = sorted(k for k, v in splits.keys.items() if v == "eval")
     manifest: dict[str, Any] = {
-        "builder": "python_worker.curriculum",
+        "builder": "python_worker.dataset",
         "format_version": 1,
         "seed": plan.seed,
         "config": resolved,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from python_worker.curriculum.config import ReportConfig
+from python_worker.dataset.config import ReportConfig
 
 
 def _figure(width: float, height: float) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
-from python_worker.curriculum.config import CleanConfig
+from python_worker.dataset.config import CleanConfig
 
 LANGUAGES = {
     ".ex": "elixir",

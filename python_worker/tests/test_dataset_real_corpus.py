@@ -5,7 +5,7 @@ see its README). It is input data, not part of the project, so its path comes
 from the environment and the test is skipped when it is absent:
 
     ELIXIR_CORPUS_DIR=../shared/corpus .venv/bin/python -m pytest \\
-        python_worker/tests/test_curriculum_real_corpus.py -q
+        python_worker/tests/test_dataset_real_corpus.py -q
 
 Only stage 1 is built (no FIM, pairs, books or replay): the split and the
 decontamination are decided by then, and it keeps the test to a few seconds.
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from python_worker.curriculum import BuildRequest, parse_config
-from python_worker.curriculum.build import build
-from python_worker.tests.test_curriculum_corpus import HUMANEVAL
+from python_worker.dataset import BuildRequest, parse_config
+from python_worker.dataset.build import build
+from python_worker.tests.test_dataset_corpus import HUMANEVAL
 
 CORPUS = Path(os.environ.get("ELIXIR_CORPUS_DIR", "/nonexistent-elixir-corpus"))
 ELIXIR_APPS = ("eex", "elixir", "ex_unit", "iex", "logger", "mix")

@@ -17,8 +17,8 @@ import os
 from pathlib import Path
 
 from python_worker.config import DEFAULT_MODEL
-from python_worker.curriculum import lexer
-from python_worker.curriculum.errors import InvalidRequest
+from python_worker.dataset import lexer
+from python_worker.dataset.errors import InvalidRequest
 
 
 def resolve(spec: str) -> str:

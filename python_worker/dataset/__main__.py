@@ -1,10 +1,10 @@
-"""Build the curriculum dataset from the command line.
+"""Build the training dataset from the command line.
 
-    .venv/bin/python -m python_worker.curriculum --input data/raw/hex --input data/raw/github \\
+    .venv/bin/python -m python_worker.dataset --input data/raw/hex --input data/raw/github \\
         --out data/datasets/NAME [--config FILE] [--seed N] [--eval-file F.jsonl] \\
         [--book DIR] [--workers N]
 
-    .venv/bin/python -m python_worker.curriculum --explain-config   # every config field
+    .venv/bin/python -m python_worker.dataset --explain-config   # every config field
 
 Progress goes to stderr; the last stdout line is a JSON summary. Exit status:
 0 built, 2 invalid request (the message names the problem), 130 interrupted.
@@ -17,14 +17,14 @@ import json
 import sys
 import threading
 
-from python_worker.curriculum.build import BuildRequest, Progress, build
-from python_worker.curriculum.config import (
+from python_worker.dataset.build import BuildRequest, Progress, build
+from python_worker.dataset.config import (
     BookDir,
-    CurriculumConfig,
+    DatasetConfig,
     explain,
     load_config,
 )
-from python_worker.curriculum.errors import BuildCancelled, InvalidRequest
+from python_worker.dataset.errors import BuildCancelled, InvalidRequest
 
 
 def _print_progress(p: Progress) -> None:
@@ -41,7 +41,7 @@ def _print_progress(p: Progress) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m python_worker.curriculum", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m python_worker.dataset", description=__doc__.split("\n")[0])
     ap.add_argument(
         "--input",
         action="append",
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(explain()))
         return 0
     try:
-        config = load_config(args.config) if args.config else CurriculumConfig()
+        config = load_config(args.config) if args.config else DatasetConfig()
         if args.workers is not None:
             config.workers = args.workers
         config.stage3.book_dirs += [BookDir(path=b) for b in args.book]

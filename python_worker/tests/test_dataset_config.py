@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from python_worker.curriculum import __main__ as cli
-from python_worker.curriculum.config import (
-    CurriculumConfig,
+from python_worker.dataset import __main__ as cli
+from python_worker.dataset.config import (
+    DatasetConfig,
     config_from_dict,
     explain,
     load_config,
     parse_config,
 )
-from python_worker.curriculum.errors import ConfigError, InvalidRequest
+from python_worker.dataset.errors import ConfigError, InvalidRequest
 
-CONFIGS = sorted((Path(__file__).parents[1] / "curriculum" / "configs").glob("*.toml"))
+CONFIGS = sorted((Path(__file__).parents[1] / "dataset" / "configs").glob("*.toml"))
 
 
 def test_configs_exist() -> None:
@@ -27,17 +27,17 @@ def test_configs_exist() -> None:
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_config_file_loads(path: Path) -> None:
     config = load_config(path)
-    assert isinstance(config, CurriculumConfig)
+    assert isinstance(config, DatasetConfig)
 
 
 def test_default_toml_is_the_defaults() -> None:
     default = next(p for p in CONFIGS if p.name == "default.toml")
-    assert load_config(default) == CurriculumConfig()
+    assert load_config(default) == DatasetConfig()
 
 
 def test_empty_text_means_defaults() -> None:
-    assert parse_config("") == CurriculumConfig()
-    assert parse_config("  \n") == CurriculumConfig()
+    assert parse_config("") == DatasetConfig()
+    assert parse_config("  \n") == DatasetConfig()
 
 
 @pytest.mark.parametrize(

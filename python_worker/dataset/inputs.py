@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from python_worker.curriculum.config import BookDir
-from python_worker.curriculum.errors import InvalidRequest
+from python_worker.dataset.config import BookDir
+from python_worker.dataset.errors import InvalidRequest
 
 MANIFEST = "manifest.jsonl"
 METADATA = "metadata.json"
