@@ -161,7 +161,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
 
     @streaming
     async def BuildDataset(self, request: pb.BuildDatasetRequest, context: Any) -> AsyncIterator[pb.JobEvent]:
-        from python_worker.curriculum.rpc import build_dataset_events
+        from python_worker.dataset.rpc import build_dataset_events
 
         async for event in self._job(request.job_id, "build_dataset", build_dataset_events, request):
             yield event
