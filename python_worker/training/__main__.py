@@ -19,9 +19,9 @@ import signal
 import sys
 import threading
 
+from python_worker.job_events import CANCELLED, COMPLETED, Event
 from python_worker.training.config import TrainSettings, describe, load_file, merge
 from python_worker.training.errors import InvalidRequest
-from python_worker.training.events import CANCELLED, COMPLETED, Event
 from python_worker.training.job import TrainJob, validate_job
 
 

@@ -1,48 +1,9 @@
-"""Job events as plain data, independent of protobuf (rpc.py converts them)."""
+"""Job events are the worker-wide model in python_worker.job_events; this name re-exports it.
 
-from __future__ import annotations
+Kept only for modules not yet moved to `from python_worker.job_events import ...`
+(python_worker.evaluation); delete it once nothing imports it.
+"""
 
-import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from python_worker.job_events import CANCELLED, COMPLETED, FAILED, LOG, METRICS, PROGRESS, Emit, Event, finite
 
-PROGRESS = "PROGRESS"
-LOG = "LOG"
-METRICS = "METRICS"
-CHECKPOINT = "CHECKPOINT"
-COMPLETED = "COMPLETED"
-FAILED = "FAILED"
-CANCELLED = "CANCELLED"
-
-
-@dataclass
-class Event:
-    kind: str
-    phase: str = ""
-    message: str = ""
-    step: int = 0
-    total_steps: int = 0
-    elapsed_ms: int = 0
-    eta_ms: int = 0
-    metrics: dict[str, float] = field(default_factory=dict)
-    artifact_path: str = ""
-
-    def as_dict(self) -> dict:
-        data = asdict(self)
-        # JSON has no NaN/inf; drop them rather than emit invalid JSON.
-        data["metrics"] = {k: v for k, v in self.metrics.items() if math.isfinite(v)}
-        return data
-
-
-Emit = Callable[[Event], None]
-
-
-def finite(metrics: dict[str, float | int | None]) -> dict[str, float]:
-    """Only the finite numbers (proto doubles could carry NaN, but consumers choke on it)."""
-    out = {}
-    for key, value in metrics.items():
-        if isinstance(value, bool) or value is None:
-            continue
-        if isinstance(value, int | float) and math.isfinite(value):
-            out[key] = float(value)
-    return out
+__all__ = ["CANCELLED", "COMPLETED", "FAILED", "LOG", "METRICS", "PROGRESS", "Emit", "Event", "finite"]

@@ -40,6 +40,17 @@ from typing import Any
 
 import torch
 
+from python_worker.job_events import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    LOG,
+    METRICS,
+    PROGRESS,
+    Emit,
+    Event,
+    finite,
+)
 from python_worker.training import checkpoints
 from python_worker.training import guard as guard_mod
 from python_worker.training import model as model_mod
@@ -52,17 +63,6 @@ from python_worker.training.data import (
 )
 from python_worker.training.errors import Cancelled
 from python_worker.training.evaluation import batches, eval_loss
-from python_worker.training.events import (
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    LOG,
-    METRICS,
-    PROGRESS,
-    Emit,
-    Event,
-    finite,
-)
 from python_worker.training.job import TrainJob, eval_files
 
 log = logging.getLogger(__name__)

@@ -18,27 +18,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+from python_worker.job_events import Event, to_proto
 from python_worker.proto import worker_pb2
 from python_worker.training.config import TrainSettings, merge, resolved, validate
 from python_worker.training.errors import InvalidRequest
 from python_worker.training.evaluate import EvalJob, run_evaluation, validate_eval
-from python_worker.training.events import Event
 from python_worker.training.job import TrainJob, validate_job
 from python_worker.training.recipe import run_training
 from python_worker.training.streaming import run_streaming
-
-_KINDS = {
-    name: getattr(worker_pb2.JobEvent, name)
-    for name in (
-        "PROGRESS",
-        "LOG",
-        "METRICS",
-        "CHECKPOINT",
-        "COMPLETED",
-        "FAILED",
-        "CANCELLED",
-    )
-}
 
 _LORA_FIELDS = (
     "r",
@@ -55,21 +42,6 @@ _TRAIN_FIELDS = (
     "gradient_checkpointing", "packing", "regularizer", "regularizer_weight", "seed",
     "save_minutes",
 )  # fmt: skip
-
-
-def to_proto(event: Event, job_id: str) -> worker_pb2.JobEvent:
-    return worker_pb2.JobEvent(
-        job_id=job_id,
-        kind=_KINDS[event.kind],
-        phase=event.phase,
-        message=event.message,
-        step=event.step,
-        total_steps=event.total_steps,
-        elapsed_ms=event.elapsed_ms,
-        eta_ms=event.eta_ms,
-        metrics=event.metrics,
-        artifact_path=event.artifact_path,
-    )
 
 
 def settings_from_proto(config: worker_pb2.TrainConfig) -> TrainSettings:

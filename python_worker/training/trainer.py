@@ -31,9 +31,7 @@ import torch
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from python_worker.training import checkpoints
-from python_worker.training.config import TrainSettings
-from python_worker.training.events import (
+from python_worker.job_events import (
     CHECKPOINT,
     LOG,
     METRICS,
@@ -42,6 +40,8 @@ from python_worker.training.events import (
     Event,
     finite,
 )
+from python_worker.training import checkpoints
+from python_worker.training.config import TrainSettings
 from python_worker.training.guard import ForgettingGuard
 from python_worker.training.model import Placement, embedding_parameters
 
