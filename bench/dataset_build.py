@@ -444,7 +444,7 @@ def _progress(p: object) -> None:
     if now - _last[0] >= 5:
         _last[0] = now
         print(
-            f"  [{p.elapsed_s:6.0f}s] {p.phase} {p.message}",
+            f"  [{p.elapsed_ms / 1000:6.0f}s] {p.phase} {p.message}",
             file=sys.stderr,
             flush=True,
         )  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ and the host sees the same shape from every job.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 from python_worker.proto import worker_pb2
@@ -83,3 +83,14 @@ def to_proto(event: Event, job_id: str) -> worker_pb2.JobEvent:
         metrics=event.metrics,
         artifact_path=event.artifact_path,
     )
+
+
+def proto_stream(events: Iterator[Event], job_id: str) -> Iterator[worker_pb2.JobEvent]:
+    """The events as JobEvents; closing this stream closes `events` at once (that cancels the job)."""
+    try:
+        for event in events:
+            yield to_proto(event, job_id)
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()

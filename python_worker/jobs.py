@@ -13,6 +13,9 @@ The event is a threading.Event because jobs compute in threads (or watch child
 processes) rather than on the event loop; CancelJob sets it from the loop.
 Cancelling the call itself (a client cancel, or CANCEL on the port) cancels the
 job's task; its `with` block exits and unregisters it either way.
+
+A job that notices the event outside a loop that can just stop raises
+`Cancelled`; its stream turns that into the CANCELLED JobEvent.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ import grpc
 from python_worker.errors import WorkerError, invalid_argument
 
 log = logging.getLogger(__name__)
+
+
+class Cancelled(Exception):
+    """A job saw its cancel event set and stopped early; the message says where."""
 
 
 @dataclass

@@ -11,18 +11,16 @@ scrub (secrets), lexer + dedup + decontam, split, elixir_ast + spans + fim_rows
 worker + pool (parallel passes), output (atomic directory), report.
 """
 
-from python_worker.dataset.build import BuildRequest, BuildResult, Progress
+from python_worker.dataset.build import BuildRequest, BuildResult
 from python_worker.dataset.config import DatasetConfig, load_config, parse_config
-from python_worker.dataset.errors import BuildCancelled, ConfigError, InvalidRequest
+from python_worker.dataset.errors import ConfigError, InvalidRequest
 
 __all__ = [
-    "BuildCancelled",
     "BuildRequest",
     "BuildResult",
     "ConfigError",
     "DatasetConfig",
     "InvalidRequest",
-    "Progress",
     "load_config",
     "parse_config",
 ]

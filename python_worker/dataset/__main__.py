@@ -17,24 +17,26 @@ import json
 import sys
 import threading
 
-from python_worker.dataset.build import BuildRequest, Progress, build
+from python_worker.dataset.build import BuildRequest, build
 from python_worker.dataset.config import (
     BookDir,
     DatasetConfig,
     explain,
     load_config,
 )
-from python_worker.dataset.errors import BuildCancelled, InvalidRequest
+from python_worker.dataset.errors import InvalidRequest
+from python_worker.job_events import LOG, Event
+from python_worker.jobs import Cancelled
 
 
-def _print_progress(p: Progress) -> None:
-    if p.kind == "log":
-        print(f"[{p.phase}] {p.message}", file=sys.stderr, flush=True)
+def _print_progress(e: Event) -> None:
+    if e.kind == LOG:
+        print(f"[{e.phase}] {e.message}", file=sys.stderr, flush=True)
         return
-    pct = f" {100 * p.step / p.total:5.1f}%" if p.total else ""
-    eta = f" eta {p.eta_s:.0f}s" if p.eta_s else ""
+    pct = f" {100 * e.step / e.total_steps:5.1f}%" if e.total_steps else ""
+    eta = f" eta {e.eta_ms / 1000:.0f}s" if e.eta_ms else ""
     print(
-        f"[{p.elapsed_s:7.1f}s] {p.phase:7}{pct} {p.message}{eta}",
+        f"[{e.elapsed_ms / 1000:7.1f}s] {e.phase:7}{pct} {e.message}{eta}",
         file=sys.stderr,
         flush=True,
     )
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidRequest as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, BuildCancelled):
+    except (KeyboardInterrupt, Cancelled):
         print("interrupted; nothing was written", file=sys.stderr)
         return 130
     m = result.manifest

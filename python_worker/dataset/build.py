@@ -56,9 +56,11 @@ from python_worker.dataset import (
 from python_worker.dataset.clean import language_of
 from python_worker.dataset.config import DatasetConfig, config_to_dict
 from python_worker.dataset.dedup import NearDupIndex
-from python_worker.dataset.errors import BuildCancelled, InvalidRequest
+from python_worker.dataset.errors import InvalidRequest
 from python_worker.dataset.pool import WorkerPool, available_cores
 from python_worker.dataset.worker import FileJob, ScanResult, dumps
+from python_worker.job_events import LOG, PROGRESS, Emit, Event, finite, ms
+from python_worker.jobs import Cancelled
 
 # The public eval sets ship with the project, so a fresh clone decontaminates by default.
 DEFAULT_EVAL_DIR = REPO_ROOT / "evals"
@@ -75,19 +77,6 @@ class BuildRequest:
     # Extra eval JSONL files, on top of config.decontam.eval_files and the eval dir.
     eval_files: list[str] = field(default_factory=list)
     job_id: str = ""
-
-
-@dataclass(frozen=True)
-class Progress:
-    phase: str
-    message: str
-    step: int = 0
-    total: int = 0
-    elapsed_s: float = 0.0
-    eta_s: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    # "progress" for status updates, "log" for a line worth keeping.
-    kind: str = "progress"
 
 
 @dataclass
@@ -153,10 +142,10 @@ def prepare(request: BuildRequest) -> Plan:
 
 def build(
     request: BuildRequest,
-    progress: Callable[[Progress], None],
+    progress: Emit,
     cancel: threading.Event,
 ) -> BuildResult:
-    """Validate, then build. Raises InvalidRequest (before any work) or BuildCancelled."""
+    """Validate, then build. Raises InvalidRequest (before any work) or Cancelled (the temporary output removed)."""
     return run(prepare(request), progress, cancel)
 
 
@@ -207,7 +196,7 @@ class _Stats:
 class _Reporter:
     """Rate-limited progress events with elapsed time and a per-phase ETA."""
 
-    def __init__(self, progress: Callable[[Progress], None], cancel: threading.Event) -> None:
+    def __init__(self, progress: Emit, cancel: threading.Event) -> None:
         self._progress = progress
         self._cancel = cancel
         self.start = time.monotonic()
@@ -233,19 +222,28 @@ class _Reporter:
             return
         self._last = now
         in_phase = now - self._phase_start
-        eta: float | None = None  # unknown until some of the phase is done
-        if total and step >= total:
-            eta = 0.0
-        elif total and step:
+        eta = 0.0  # unknown until some of the phase is done (and 0 once it is)
+        if total and step and step < total:
             eta = in_phase / step * (total - step)
-        self._progress(Progress(phase, message, step, total, now - self.start, eta, dict(metrics or {})))
+        self._progress(
+            Event(
+                PROGRESS,
+                phase,
+                message,
+                step,
+                total,
+                elapsed_ms=ms(now - self.start),
+                eta_ms=ms(eta),
+                metrics=finite(dict(metrics or {})),
+            )
+        )
 
     def log(self, phase: str, message: str) -> None:
-        self._progress(Progress(phase, message, elapsed_s=time.monotonic() - self.start, kind="log"))
+        self._progress(Event(LOG, phase, message, elapsed_ms=ms(time.monotonic() - self.start)))
 
     def check_cancel(self) -> None:
         if self._cancel.is_set():
-            raise BuildCancelled("the build was cancelled")
+            raise Cancelled("the build was cancelled")
 
 
 def _split(sources: list[inputs.Source], kept: list[list[_Kept]], seed: int, cfg: DatasetConfig) -> split.Split:
@@ -267,7 +265,7 @@ def _split(sources: list[inputs.Source], kept: list[list[_Kept]], seed: int, cfg
     return split.assign(files, seed, cfg.split.eval_fraction, cfg.split.min_eval_sources, enabled)
 
 
-def run(plan: Plan, progress: Callable[[Progress], None], cancel: threading.Event) -> BuildResult:
+def run(plan: Plan, progress: Emit, cancel: threading.Event) -> BuildResult:
     rep = _Reporter(progress, cancel)
     cfg = plan.config
     stats = _Stats()

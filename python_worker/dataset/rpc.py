@@ -16,20 +16,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from python_worker.dataset.build import (
-    BuildRequest,
-    BuildResult,
-    Plan,
-    Progress,
-    prepare,
-    run,
-)
+from python_worker.dataset.build import BuildRequest, BuildResult, Plan, prepare, run
 from python_worker.dataset.config import parse_config
-from python_worker.dataset.errors import BuildCancelled
+from python_worker.job_events import CANCELLED, COMPLETED, FAILED, Event, ms, proto_stream
+from python_worker.jobs import Cancelled
 from python_worker.proto import worker_pb2
 from python_worker.threads import run_streaming
-
-JobEvent = worker_pb2.JobEvent
 
 
 def request_from_proto(req: worker_pb2.BuildDatasetRequest) -> BuildRequest:
@@ -45,51 +37,38 @@ def request_from_proto(req: worker_pb2.BuildDatasetRequest) -> BuildRequest:
     )
 
 
-def _event(job_id: str, p: Progress) -> worker_pb2.JobEvent:
-    return JobEvent(
-        job_id=job_id,
-        kind=JobEvent.LOG if p.kind == "log" else JobEvent.PROGRESS,
-        phase=p.phase,
-        message=p.message,
-        step=p.step,
-        total_steps=p.total,
-        elapsed_ms=int(p.elapsed_s * 1000),
-        eta_ms=int(p.eta_s * 1000) if p.eta_s is not None else 0,
-        metrics={k: float(v) for k, v in p.metrics.items()},
+def build_dataset_events(req: worker_pb2.BuildDatasetRequest, cancel: threading.Event) -> Iterator[worker_pb2.JobEvent]:
+    plan = prepare(request_from_proto(req))
+    return proto_stream(_events(plan, cancel), req.job_id)
+
+
+def _events(plan: Plan, cancel: threading.Event) -> Iterator[Event]:
+    # run_streaming sets `cancel` and waits for the build when the consumer closes the stream early.
+    try:
+        result = yield from run_streaming(lambda emit, c: run(plan, emit, c), cancel, f"build-dataset-{plan.job_id}")
+    except GeneratorExit:  # the consumer closed the stream: nothing more to send
+        raise
+    except Cancelled as error:
+        yield Event(CANCELLED, "cancelled", str(error))
+        return
+    except BaseException as error:  # noqa: BLE001 -- reported as an event, never lost
+        yield Event(FAILED, "failed", f"{type(error).__name__}: {error}")
+        return
+    assert isinstance(result, BuildResult)
+    yield Event(
+        COMPLETED,
+        "done",
+        f"dataset written to {result.out_dir}",
+        step=1,
+        total_steps=1,
+        elapsed_ms=ms(result.elapsed_s),
+        metrics=_summary(result.manifest),
+        artifact_path=str(result.out_dir),
     )
 
 
-def build_dataset_events(req: worker_pb2.BuildDatasetRequest, cancel: threading.Event) -> Iterator[worker_pb2.JobEvent]:
-    plan = prepare(request_from_proto(req))
-    return _stream(plan, req.job_id, cancel)
-
-
-def _stream(plan: Plan, job_id: str, cancel: threading.Event) -> Iterator[worker_pb2.JobEvent]:
-    # run_streaming sets `cancel` and waits for the build when the consumer closes the stream early.
-    try:
-        result = yield from run_streaming(
-            lambda emit, c: run(plan, lambda p: emit(_event(job_id, p)), c), cancel, f"build-dataset-{job_id}"
-        )
-    except GeneratorExit:  # the consumer closed the stream: nothing more to send
-        raise
-    except BuildCancelled as error:
-        yield JobEvent(
-            job_id=job_id,
-            kind=JobEvent.CANCELLED,
-            phase="cancelled",
-            message=str(error),
-        )
-        return
-    except BaseException as error:  # noqa: BLE001 -- reported as an event, never lost
-        yield JobEvent(
-            job_id=job_id,
-            kind=JobEvent.FAILED,
-            phase="failed",
-            message=f"{type(error).__name__}: {error}",
-        )
-        return
-    assert isinstance(result, BuildResult)
-    m = result.manifest
+def _summary(m: dict) -> dict[str, float]:
+    """Rows and tokens per stage and split, and file counts, from the manifest."""
     metrics = {
         f"{stage}_{sp}_{what}": float(v[what])
         for stage, splits in m["stages"].items()
@@ -99,14 +78,4 @@ def _stream(plan: Plan, job_id: str, cancel: threading.Event) -> Iterator[worker
     metrics["files_scanned"] = float(m["files"]["scanned"])
     metrics["files_kept"] = float(m["files"]["kept"])
     metrics["rows_written"] = float(sum(v["rows"] for splits in m["stages"].values() for v in splits.values()))
-    yield JobEvent(
-        job_id=job_id,
-        kind=JobEvent.COMPLETED,
-        phase="done",
-        message=f"dataset written to {result.out_dir}",
-        step=1,
-        total_steps=1,
-        elapsed_ms=int(result.elapsed_s * 1000),
-        metrics=metrics,
-        artifact_path=str(result.out_dir),
-    )
+    return metrics

@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from python_worker import fim
-from python_worker.dataset import BuildRequest, InvalidRequest, Progress, parse_config
+from python_worker.dataset import BuildRequest, InvalidRequest, parse_config
 from python_worker.dataset.build import build
 from python_worker.dataset.output import sha256_file
+from python_worker.job_events import LOG, PROGRESS, Event
+from python_worker.jobs import Cancelled
 from python_worker.tests.test_dataset_corpus import (
     EVALS,
     HUMANEVAL,
@@ -36,7 +38,7 @@ class Built:
     out: Path
     manifest: dict[str, Any]
     rows: dict[tuple[int, str], list[dict[str, Any]]]
-    events: list[Progress]
+    events: list[Event]
 
 
 def _request(corpus: Corpus, out: Path, workers: int, **config: Any) -> BuildRequest:
@@ -65,7 +67,7 @@ def _read(out: Path) -> dict[tuple[int, str], list[dict[str, Any]]]:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     root = tmp_path_factory.mktemp("dataset")
     corpus = write_corpus(root)
-    events: list[Progress] = []
+    events: list[Event] = []
     result = build(_request(corpus, root / "out", workers=2), events.append, threading.Event())
     return Built(corpus, result.out_dir, result.manifest, _read(result.out_dir), events)
 
@@ -320,7 +322,7 @@ def test_progress_events(built: Built) -> None:
     phases = [e.phase for e in built.events]
     assert phases[0] == "plan" and phases[-1] == "done"
     assert {"scan", "build", "replay", "report"} <= set(phases)
-    assert all(e.elapsed_s >= 0 for e in built.events)
+    assert all(e.elapsed_ms >= 0 and e.kind in (PROGRESS, LOG) for e in built.events)
 
 
 def test_two_builds_are_byte_identical(built: Built, tmp_path: Path) -> None:
@@ -351,7 +353,7 @@ def test_rebuild_replaces_a_previous_build(built: Built, tmp_path: Path) -> None
 
 
 def _expect_invalid(req: BuildRequest, needle: str) -> None:
-    events: list[Progress] = []
+    events: list[Event] = []
     with pytest.raises(InvalidRequest) as info:
         build(req, events.append, threading.Event())
     assert needle in str(info.value)
@@ -435,15 +437,13 @@ def test_bad_inputs_fail_before_any_work(built: Built, tmp_path: Path) -> None:
 
 
 def test_cancel_mid_build_leaves_nothing(built: Built, tmp_path: Path) -> None:
-    from python_worker.dataset import BuildCancelled
-
     out = tmp_path / "cancelled"
     cancel = threading.Event()
 
-    def progress(p: Progress) -> None:
+    def progress(p: Event) -> None:
         if p.phase == "build":  # the scan is done and rows are being written
             cancel.set()
 
-    with pytest.raises(BuildCancelled):
+    with pytest.raises(Cancelled):
         build(_request(built.corpus, out, workers=2), progress, cancel)
     assert not out.exists() and not list(tmp_path.glob(".cancelled.*"))

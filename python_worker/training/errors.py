@@ -1,14 +1,12 @@
-"""Errors the training package raises to its callers.
+"""Errors the training package raises to its callers, both worker-wide and re-exported here.
 
-InvalidRequest is the worker-wide one (python_worker.errors), re-exported here.
+InvalidRequest comes from python_worker.errors; Cancelled (the job's cancel
+event was set outside the training loop) from python_worker.jobs.
 """
 
 from __future__ import annotations
 
 from python_worker.errors import InvalidRequest
+from python_worker.jobs import Cancelled
 
 __all__ = ["Cancelled", "InvalidRequest"]
-
-
-class Cancelled(Exception):
-    """The job's cancel event was set while it was outside the training loop."""
