@@ -19,7 +19,7 @@ from python_worker import backends
 from python_worker.backends.base import LoadOptions
 from python_worker.config import Config
 from python_worker.jobs import JobRegistry
-from python_worker.models import READY, BackendFactory, ModelManager
+from python_worker.models import BackendFactory, ModelManager, Status
 from python_worker.servicer import WorkerServicer
 from python_worker.transport.grpc_server import BindError, GrpcServer
 from python_worker.transport.port import PortTransport
@@ -42,10 +42,10 @@ class Worker:
         self.grpc: GrpcServer | None = None
         self._loading: asyncio.Task[None] | None = None
 
-    async def _on_status(self, status: str) -> None:
-        log.info("worker status: %s", status)
+    async def _on_status(self, status: Status, failure: str) -> None:
+        log.info("worker status: %s%s", status.value, f" ({failure})" if failure else "")
         if self.grpc is not None:
-            await self.grpc.set_ready(status == READY)
+            await self.grpc.set_ready(status is Status.READY)
 
     def start_loading(self) -> None:
         self._loading = asyncio.create_task(self.models.load_default(), name="load-default-model")

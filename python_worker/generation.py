@@ -37,9 +37,13 @@ def sampling_options(params: pb.SamplingParams) -> SamplingOptions:
         raise invalid_argument(f"params.max_tokens must be >= 0, got {params.max_tokens}")
     if not math.isfinite(params.temperature) or params.temperature < 0:
         raise invalid_argument(f"params.temperature must be >= 0, got {params.temperature}")
-    top_p = params.top_p if params.top_p != 0 else 1.0
+    # `optional`: absent means no nucleus cut; a value that is set is used as
+    # given, so 0 is an error here rather than quietly becoming 1.0.
+    top_p = params.top_p if params.HasField("top_p") else 1.0
     if not (0 < top_p <= 1):  # also rejects NaN
-        raise invalid_argument(f"params.top_p must be in (0, 1], got {params.top_p}")
+        raise invalid_argument(
+            f"params.top_p must be in (0, 1] (leave it unset for 1.0; use temperature 0 for greedy), got {top_p}"
+        )
     return SamplingOptions(
         max_tokens=params.max_tokens,
         temperature=params.temperature,

@@ -2,8 +2,8 @@
 
 The worker starts "starting" and loads the default model in the background, so
 Health answers at once; it becomes "ready" when a model is loaded (or when
-there is no default model), and "failed: <reason>" if the default load fails (a
-later LoadModel can still make it ready).
+there is no default model), and "failed", with the reason in `failure`, if the
+default load fails (a later LoadModel can still make it ready).
 
 A model replaced by a reload is closed only once no generation uses it, so
 in-flight streams finish on the weights they started with.
@@ -12,6 +12,7 @@ in-flight streams finish on the weights they started with.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -33,9 +34,13 @@ from python_worker.threads import run_in_thread
 
 log = logging.getLogger(__name__)
 
-STARTING = "starting"
-READY = "ready"
-FAILED = "failed"
+
+class Status(enum.Enum):
+    """Readiness; the servicer maps it onto HealthResponse.Status."""
+
+    STARTING = "starting"
+    READY = "ready"
+    FAILED = "failed"
 
 
 @dataclass
@@ -45,7 +50,8 @@ class _Entry:
     retired: bool = False
 
 
-StatusListener = Callable[[str], Awaitable[None]]
+# Called with the new status and, with FAILED, the reason ("" otherwise).
+StatusListener = Callable[[Status, str], Awaitable[None]]
 BackendFactory = Callable[[str], Backend]
 
 
@@ -66,13 +72,15 @@ class ModelManager:
         self._current: str | None = None  # the id an empty `model` field means
         self._lock = asyncio.Lock()
         self._loads: set[asyncio.Task[ModelInfo]] = set()
-        self.status = STARTING if default is not None else READY
+        self.status = Status.STARTING if default is not None else Status.READY
+        # Why the default model could not be loaded, while the status is FAILED.
+        self.failure = ""
 
     # -- state ------------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
-        return self.status == READY
+        return self.status is Status.READY
 
     def current(self) -> ModelInfo | None:
         return self._entries[self._current].backend.info if self._current else None
@@ -80,26 +88,27 @@ class ModelManager:
     def list(self) -> list[ModelInfo]:
         return [entry.backend.info for entry in self._entries.values()]
 
-    async def _set_status(self, status: str) -> None:
+    async def _set_status(self, status: Status, failure: str = "") -> None:
         self.status = status
+        self.failure = failure
         if self._on_status is not None:
-            await self._on_status(status)
+            await self._on_status(status, failure)
 
     # -- loading ----------------------------------------------------------------
 
     async def load_default(self) -> None:
         """Load the configured default model; the startup task runs this."""
         if self._default_options is None:
-            await self._set_status(READY)
+            await self._set_status(Status.READY)
             return
         try:
             await self.load(self._default_options, self._default_backend)
         except WorkerError as exc:
             log.error("loading the default model %s failed: %s", self._default_options.model, exc.message)
-            await self._set_status(f"{FAILED}: {exc.message}")
+            await self._set_status(Status.FAILED, exc.message)
         except Exception as exc:
             log.exception("loading the default model %s failed", self._default_options.model)
-            await self._set_status(f"{FAILED}: {exc}")
+            await self._set_status(Status.FAILED, str(exc) or type(exc).__name__)
 
     async def load(self, options: LoadOptions, backend_name: str = "") -> ModelInfo:
         """Load (or reload) a model and make it the current one."""
@@ -135,7 +144,7 @@ class ModelManager:
             if old is not None:
                 self._retire(old)
         if not self.ready:
-            await self._set_status(READY)
+            await self._set_status(Status.READY)
         return info
 
     def _retire(self, entry: _Entry) -> None:
@@ -168,14 +177,14 @@ class ModelManager:
         matches = [e for e in self._entries.values() if model in (e.backend.info.path, Path(e.backend.info.path).name)]
         if len(matches) == 1:
             return matches[0]
-        if self.status == STARTING and self._default_options and model == self._default_options.model:
+        if self.status is Status.STARTING and self._default_options and model == self._default_options.model:
             raise self._not_ready()
         loaded = ", ".join(sorted(self._entries)) or "none"
         raise not_found(f"model {model} is not loaded (loaded: {loaded})")
 
     def _not_ready(self) -> WorkerError:
-        if self.status.startswith(FAILED):
-            return unavailable(f"the default model could not be loaded ({self.status}); call LoadModel")
+        if self.status is Status.FAILED:
+            return unavailable(f"the default model could not be loaded ({self.failure}); call LoadModel")
         return unavailable("the worker is starting: the default model is still loading")
 
     @asynccontextmanager

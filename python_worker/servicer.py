@@ -24,7 +24,7 @@ from python_worker import __version__, backends, generation
 from python_worker.backends.base import LoadOptions, ModelInfo
 from python_worker.errors import WorkerError, unimplemented
 from python_worker.jobs import JobRegistry
-from python_worker.models import ModelManager
+from python_worker.models import ModelManager, Status
 from python_worker.proto import worker_pb2 as pb
 from python_worker.proto import worker_pb2_grpc
 from python_worker.threads import iterate_in_thread, run_in_thread
@@ -69,6 +69,13 @@ async def _not_built(method: str, capability: str) -> AsyncIterator[Any]:
     yield  # unreachable; makes this an async generator for streaming methods
 
 
+_HEALTH_STATES = {
+    Status.STARTING: pb.HealthResponse.STARTING,
+    Status.READY: pb.HealthResponse.READY,
+    Status.FAILED: pb.HealthResponse.FAILED,
+}
+
+
 def model_info_proto(info: ModelInfo) -> pb.ModelInfo:
     message = pb.ModelInfo(
         id=info.id,
@@ -101,7 +108,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     async def Health(self, request: pb.HealthRequest, context: Any) -> pb.HealthResponse:
         current = self.models.current()
         response = pb.HealthResponse(
-            status=self.models.status,
+            state=_HEALTH_STATES[self.models.status],
+            reason=self.models.failure,
             version=__version__,
             uptime_ms=int((time.monotonic() - self.started) * 1000),
             backends=self.backends,

@@ -319,7 +319,7 @@ def built_messages() -> list[tuple[str, pb_message.Message]]:
         (
             "health_response",
             w.HealthResponse(
-                status="ready",
+                state=w.HealthResponse.READY,
                 model=model,
                 version="0.1.0",
                 uptime_ms=9_000_000_000,
@@ -327,6 +327,10 @@ def built_messages() -> list[tuple[str, pb_message.Message]]:
                 device="cuda:0",
                 pid=4242,
             ),
+        ),
+        (
+            "health_response_failed",
+            w.HealthResponse(state=w.HealthResponse.FAILED, reason="/models/x: no such directory ✗"),
         ),
         (
             "list_models_response",

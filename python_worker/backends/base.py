@@ -71,7 +71,7 @@ class SamplingOptions:
 
     max_tokens: int
     temperature: float = 0.0  # 0 = greedy
-    top_p: float = 1.0
+    top_p: float = 1.0  # in (0, 1]; 1.0 = no nucleus cut
     seed: int | None = None
     stop: tuple[str, ...] = field(default_factory=tuple)
 

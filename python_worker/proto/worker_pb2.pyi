@@ -53,22 +53,34 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthResponse(_message.Message):
-    __slots__ = ("status", "model", "version", "uptime_ms", "backends", "device", "pid")
-    STATUS_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("model", "version", "uptime_ms", "backends", "device", "pid", "state", "reason")
+    class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATUS_UNSPECIFIED: _ClassVar[HealthResponse.Status]
+        STARTING: _ClassVar[HealthResponse.Status]
+        READY: _ClassVar[HealthResponse.Status]
+        FAILED: _ClassVar[HealthResponse.Status]
+    STATUS_UNSPECIFIED: HealthResponse.Status
+    STARTING: HealthResponse.Status
+    READY: HealthResponse.Status
+    FAILED: HealthResponse.Status
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     UPTIME_MS_FIELD_NUMBER: _ClassVar[int]
     BACKENDS_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
-    status: str
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     model: ModelInfo
     version: str
     uptime_ms: int
     backends: _containers.RepeatedScalarFieldContainer[str]
     device: str
     pid: int
-    def __init__(self, status: _Optional[str] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., version: _Optional[str] = ..., uptime_ms: _Optional[int] = ..., backends: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+    state: HealthResponse.Status
+    reason: str
+    def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ..., version: _Optional[str] = ..., uptime_ms: _Optional[int] = ..., backends: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., pid: _Optional[int] = ..., state: _Optional[_Union[HealthResponse.Status, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class LoadModelRequest(_message.Message):
     __slots__ = ("model", "backend", "device", "dtype", "adapter")
@@ -362,7 +374,7 @@ class TrainConfig(_message.Message):
     def __init__(self, epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., learning_rate: _Optional[float] = ..., batch_size: _Optional[int] = ..., gradient_accumulation_steps: _Optional[int] = ..., max_seq_length: _Optional[int] = ..., warmup_ratio: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., save_steps: _Optional[int] = ..., eval_steps: _Optional[int] = ..., early_stopping_patience: _Optional[int] = ..., early_stopping_threshold: _Optional[float] = ..., quantization: _Optional[str] = ..., gradient_checkpointing: _Optional[bool] = ..., packing: _Optional[bool] = ..., regularizer: _Optional[str] = ..., regularizer_weight: _Optional[float] = ..., seed: _Optional[int] = ..., lora: _Optional[_Union[LoraConfig, _Mapping]] = ..., save_minutes: _Optional[float] = ...) -> None: ...
 
 class TrainRequest(_message.Message):
-    __slots__ = ("job_id", "base_model", "dataset_dir", "stage", "output_dir", "config", "resume", "init_adapter", "general_eval_path", "validate_only")
+    __slots__ = ("job_id", "base_model", "dataset_dir", "stage", "output_dir", "config", "resume", "init_adapter", "general_eval_path", "validate_only", "eval_path")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
     DATASET_DIR_FIELD_NUMBER: _ClassVar[int]
@@ -373,6 +385,7 @@ class TrainRequest(_message.Message):
     INIT_ADAPTER_FIELD_NUMBER: _ClassVar[int]
     GENERAL_EVAL_PATH_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    EVAL_PATH_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     base_model: str
     dataset_dir: str
@@ -383,7 +396,8 @@ class TrainRequest(_message.Message):
     init_adapter: str
     general_eval_path: str
     validate_only: bool
-    def __init__(self, job_id: _Optional[str] = ..., base_model: _Optional[str] = ..., dataset_dir: _Optional[str] = ..., stage: _Optional[int] = ..., output_dir: _Optional[str] = ..., config: _Optional[_Union[TrainConfig, _Mapping]] = ..., resume: _Optional[bool] = ..., init_adapter: _Optional[str] = ..., general_eval_path: _Optional[str] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+    eval_path: str
+    def __init__(self, job_id: _Optional[str] = ..., base_model: _Optional[str] = ..., dataset_dir: _Optional[str] = ..., stage: _Optional[int] = ..., output_dir: _Optional[str] = ..., config: _Optional[_Union[TrainConfig, _Mapping]] = ..., resume: _Optional[bool] = ..., init_adapter: _Optional[str] = ..., general_eval_path: _Optional[str] = ..., validate_only: _Optional[bool] = ..., eval_path: _Optional[str] = ...) -> None: ...
 
 class EvaluateRequest(_message.Message):
     __slots__ = ("job_id", "model", "adapter", "loss_datasets", "benchmarks", "max_problems", "samples_per_problem", "params", "output_path", "max_loss_tokens")

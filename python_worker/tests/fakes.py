@@ -35,6 +35,8 @@ class FakeBackend:
         self.context = context
         self.closed = False
         self.cancelled = threading.Event()
+        # The options of every generate() call, so tests can see what reached the backend.
+        self.options: list[SamplingOptions] = []
         self._info: ModelInfo | None = None
 
     @property
@@ -70,6 +72,7 @@ class FakeBackend:
         return [ord(c) for c in prompt.prefix + prompt.suffix]
 
     async def generate(self, prompt_ids: list[int], options: SamplingOptions) -> AsyncIterator[Delta]:
+        self.options.append(options)
         try:
             for i in range(options.max_tokens):
                 await asyncio.sleep(0)  # a real backend yields to the loop between tokens

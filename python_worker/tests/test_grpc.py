@@ -86,7 +86,7 @@ def test_health_reports_the_loaded_model(server: GrpcWorker) -> None:
             return await worker_pb2_grpc.WorkerStub(channel).Health(pb.HealthRequest(), timeout=10)
 
     response = run(health())
-    assert response.status == "ready"
+    assert response.state == pb.HealthResponse.READY and response.reason == ""
     assert response.pid == server.proc.pid
     assert response.model.backend == "transformers" and response.model.parameters > 0
     assert response.model.has_chat_template
@@ -231,12 +231,12 @@ def test_token_is_checked_when_set() -> None:
                 ok = await stub.Health(pb.HealthRequest(), metadata=[("authorization", "Bearer s3cret")], timeout=10)
                 # Health checks stay open for probes that cannot send metadata.
                 check = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
-                return missing, wrong, ok.status, check.status
+                return missing, wrong, ok.state, check.status
 
         missing, wrong, status, check = run(calls())
         assert missing == grpc.StatusCode.UNAUTHENTICATED
         assert wrong == grpc.StatusCode.UNAUTHENTICATED
-        assert status == "ready"
+        assert status == pb.HealthResponse.READY
         assert check == health_pb2.HealthCheckResponse.SERVING
     finally:
         assert stop(worker.proc) == 0, worker.log.text()

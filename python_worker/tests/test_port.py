@@ -33,9 +33,9 @@ class PortWorker:
         deadline = time.monotonic() + timeout
         while True:
             health = self.health()
-            if health.status == "ready":
+            if health.state == pb.HealthResponse.READY:
                 return health
-            assert health.status == "starting", health.status
+            assert health.state == pb.HealthResponse.STARTING, health
             assert time.monotonic() < deadline, f"not ready after {timeout}s:\n{self.log.text()}"
             time.sleep(0.05)  # poll interval (polling with a deadline, not synchronisation)
 
@@ -61,7 +61,7 @@ def error_of(call) -> tuple[int, str]:  # type: ignore[no-untyped-def]
 def test_health_answers_while_the_model_loads(worker: PortWorker) -> None:
     # The very first request is answered before torch is even imported.
     first = worker.health(timeout=15)
-    assert first.status in ("starting", "ready")
+    assert first.state in (pb.HealthResponse.STARTING, pb.HealthResponse.READY)
     assert first.pid == worker.proc.pid  # bash exec'd the worker in place
     assert first.version and "transformers" in first.backends
     ready = worker.wait_ready()
@@ -127,13 +127,13 @@ def test_cancel_stops_generation_promptly(worker: PortWorker) -> None:
     assert len(call.items(pb.GenerateResponse)) < 1999
     # The decode loop itself stopped (it logs the token it stopped at).
     worker.log.wait_for(r"generation cancelled after \d+ tokens", timeout=10, start=mark)
-    assert worker.health().status == "ready"
+    assert worker.health().state == pb.HealthResponse.READY
 
 
 def test_cancel_of_a_finished_call_is_ignored(worker: PortWorker) -> None:
     call = worker.client.call("Health", pb.HealthRequest())
     worker.client.cancel(call.call_id)
-    assert worker.health().status in ("starting", "ready")
+    assert worker.health().state in (pb.HealthResponse.STARTING, pb.HealthResponse.READY)
 
 
 def test_oversized_frame_is_discarded_and_answered(worker: PortWorker) -> None:
@@ -187,10 +187,30 @@ def test_cancel_job_reports_unknown_jobs(worker: PortWorker) -> None:
     assert response.found is False
 
 
+def test_a_default_model_that_cannot_load_is_failed_with_its_reason(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model"
+    worker = PortWorker(["--no-grpc"], worker_env(MODEL=str(missing)))
+    try:
+        deadline = time.monotonic() + 60
+        health = worker.health(timeout=20)
+        while health.state == pb.HealthResponse.STARTING:
+            assert time.monotonic() < deadline, f"still starting after 60s:\n{worker.log.text()}"
+            time.sleep(0.05)  # poll interval (polling with a deadline, not synchronisation)
+            health = worker.health()
+        # An enum plus the reason on its own: nothing for the host to parse.
+        assert health.state == pb.HealthResponse.FAILED, health
+        assert health.reason == f"model directory {missing} does not exist"
+        assert not health.HasField("model")
+        code, message = error_of(worker.client.call("Generate", generate()))
+        assert code == grpc.StatusCode.UNAVAILABLE.value[0] and health.reason in message
+    finally:
+        stop(worker.proc)
+
+
 def test_eof_on_fd3_makes_the_worker_exit_zero(tiny_model: Path) -> None:
     worker = PortWorker(["--no-grpc"], worker_env(MODEL="none"))
     try:
-        assert worker.health(timeout=20).status == "ready"  # no default model: ready at once
+        assert worker.health(timeout=20).state == pb.HealthResponse.READY  # no default model: ready at once
         worker.client.close_input()
         assert worker.proc.wait(20) == 0, worker.log.text()
         assert worker.client.eof.wait(5)  # it closed fd 4 too

@@ -64,14 +64,15 @@ def test_health_is_starting_until_the_default_model_loads() -> None:
         servicer, _ = make([FakeBackend(gate=gate)])
         loading = asyncio.create_task(servicer.models.load_default())
         health = await unary(servicer.Health, pb.HealthRequest())
-        assert health.status == "starting" and not health.HasField("model")
+        assert health.state == pb.HealthResponse.STARTING and not health.HasField("model")
+        assert health.reason == ""
         assert health.device == "cpu" and health.pid > 0
         code, message = await status_of(stream(servicer.Generate, pb.GenerateRequest(prompt="hi")))
         assert code == grpc.StatusCode.UNAVAILABLE and "loading" in message
         gate.set()
         await loading
         health = await unary(servicer.Health, pb.HealthRequest())
-        assert health.status == "ready" and health.model.id == "fake-model"
+        assert health.state == pb.HealthResponse.READY and health.model.id == "fake-model"
 
     asyncio.run(scenario())
 
@@ -81,12 +82,15 @@ def test_failed_default_load_is_reported_and_recoverable() -> None:
         servicer, _ = make(default="/missing/model")
         await servicer.models.load_default()
         health = await unary(servicer.Health, pb.HealthRequest())
-        assert health.status.startswith("failed: ") and "/missing/model" in health.status
-        code, _ = await status_of(stream(servicer.Generate, pb.GenerateRequest(prompt="hi")))
-        assert code == grpc.StatusCode.UNAVAILABLE
+        assert health.state == pb.HealthResponse.FAILED
+        # The reason is the loader's own message, with no "failed: " prefix to parse.
+        assert health.reason == "model directory /missing/model does not exist"
+        code, message = await status_of(stream(servicer.Generate, pb.GenerateRequest(prompt="hi")))
+        assert code == grpc.StatusCode.UNAVAILABLE and health.reason in message
         loaded = await unary(servicer.LoadModel, pb.LoadModelRequest(model="other"))
         assert loaded.model.id == "other"
-        assert (await unary(servicer.Health, pb.HealthRequest())).status == "ready"
+        health = await unary(servicer.Health, pb.HealthRequest())
+        assert health.state == pb.HealthResponse.READY and health.reason == ""
 
     asyncio.run(scenario())
 
@@ -95,7 +99,7 @@ def test_no_default_model_is_ready_but_generate_needs_a_model() -> None:
     async def scenario() -> None:
         servicer, _ = make(default=None)
         await servicer.models.load_default()
-        assert (await unary(servicer.Health, pb.HealthRequest())).status == "ready"
+        assert (await unary(servicer.Health, pb.HealthRequest())).state == pb.HealthResponse.READY
         code, message = await status_of(stream(servicer.Generate, pb.GenerateRequest(prompt="hi")))
         assert code == grpc.StatusCode.FAILED_PRECONDITION and "LoadModel" in message
 
@@ -137,6 +141,9 @@ def test_max_tokens_defaults_and_is_capped_by_the_context() -> None:
         (pb.SamplingParams(temperature=float("nan")), "temperature"),
         (pb.SamplingParams(top_p=-0.5), "top_p"),
         (pb.SamplingParams(top_p=1.01), "top_p"),
+        (pb.SamplingParams(top_p=float("nan")), "top_p"),
+        # Set to 0 is not "unset": it is refused, not turned into 1.0.
+        (pb.SamplingParams(top_p=0.0), "top_p"),
     ],
 )
 def test_bad_params_are_invalid_argument(params: pb.SamplingParams, field: str) -> None:
@@ -148,6 +155,27 @@ def test_bad_params_are_invalid_argument(params: pb.SamplingParams, field: str) 
     code, message = asyncio.run(scenario())
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert f"params.{field}" in message
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        (pb.SamplingParams(), 1.0),
+        (pb.SamplingParams(temperature=0.7), 1.0),
+        (pb.SamplingParams(top_p=0.25), 0.25),
+        (pb.SamplingParams(top_p=1.0), 1.0),
+    ],
+)
+def test_top_p_reaches_the_backend_as_given_and_absent_means_one(params: pb.SamplingParams, expected: float) -> None:
+    async def scenario() -> list[float]:
+        backend = FakeBackend()
+        servicer, _ = make([backend])
+        await servicer.models.load_default()
+        params.max_tokens = 2
+        await stream(servicer.Generate, pb.GenerateRequest(prompt="x", params=params))
+        return [options.top_p for options in backend.options]
+
+    assert asyncio.run(scenario()) == [expected]
 
 
 def test_prompt_errors() -> None:

@@ -20,9 +20,9 @@ defmodule DevstralElixir.Worker do
       child also exits by itself when fd 3 reaches EOF, which covers the VM
       being killed outright.
 
-  Readiness: the worker answers `Health` at once and reports `"starting"` while
-  it loads its model; this process polls it until `"ready"`. If the default
-  model cannot be loaded the worker reports `"failed: <reason>"`: the status
+  Readiness: the worker answers `Health` at once with state `:STARTING` while
+  it loads its model; this process polls it until `:READY`. If the default
+  model cannot be loaded the worker reports `:FAILED` and a `reason`: the status
   becomes `:failed` with that reason (shown on `/health` and in 503 errors).
   Either way polling goes on slowly (`:refresh_ms`), because a gRPC client can
   load another model into the same worker and the host must serve what is
@@ -449,18 +449,28 @@ defmodule DevstralElixir.Worker do
 
   defp handle_health(state, %PortFrame{kind: :STREAM_ITEM, payload: payload}) do
     case HealthResponse.decode(payload) do
-      {:ok, %HealthResponse{status: "ready", model: model}} ->
+      {:ok, %HealthResponse{state: :READY, model: model}} ->
         if state.status != :ready, do: Logger.info("worker ready: #{model && model.id}")
         started(state, status: :ready, model: model, failure: nil)
 
-      {:ok, %HealthResponse{status: "failed: " <> reason}} ->
+      {:ok, %HealthResponse{state: :FAILED, reason: reason}} ->
+        # An empty reason would show as no error at all on /health.
+        reason = if reason == "", do: "the worker gave no reason", else: reason
+
         if state.failure != reason,
           do: Logger.error("the worker's default model failed: #{reason}")
 
         started(state, status: :failed, failure: reason)
 
-      {:ok, _starting} ->
+      {:ok, %HealthResponse{state: :STARTING}} ->
         Process.send_after(self(), :poll_health, state.opts[:health_interval_ms])
+        state
+
+      # UNSPECIFIED (a worker older than this contract) or a state newer than
+      # this host: not started as far as we know; keep polling, slowly, and say so.
+      {:ok, %HealthResponse{state: other}} ->
+        Logger.warning("worker Health reported an unknown state #{inspect(other)}")
+        Process.send_after(self(), :poll_health, state.opts[:refresh_ms])
         state
 
       {:error, reason} ->

@@ -8,6 +8,7 @@ defmodule DevstralElixir.WorkerTest do
   alias DevstralElixir.{Config, Worker}
   alias DevstralElixir.Proto.{GenerateRequest, GenerateResponse, HealthRequest, LoadModelRequest}
   alias DevstralElixir.Proto.SamplingParams
+  alias DevstralElixir.Web.{Health, Json}
 
   @model Path.join(Config.root(), "data/models/tiny-elixir")
   # Kept long so that a stream is still running when the test interferes with it.
@@ -25,7 +26,7 @@ defmodule DevstralElixir.WorkerTest do
 
   test "a unary call and a streamed generation", %{worker: worker} do
     assert {:ok, health} = Worker.call(worker, "Health", %HealthRequest{})
-    assert health.status == "ready"
+    assert health.state == :READY and health.reason == ""
     assert health.model.id == @model
 
     request = %GenerateRequest{
@@ -121,7 +122,15 @@ defmodule DevstralElixir.WorkerTest do
     info = Worker.info(pid)
     assert info.status == :failed
     assert info.failure =~ broken
+    # The reason comes from its own field, not cut out of a "failed: ..." string.
+    refute info.failure =~ ~r/^failed/
     assert info.model == nil
+
+    # /health shows users the same words as before the contract was typed.
+    assert {200, _, body} = Health.show(%{worker: pid})
+    assert {:ok, %{"worker" => worker, "model" => nil}} = Json.decode(body)
+    assert %{"status" => "failed", "error" => error} = worker
+    assert error == info.failure
 
     # ...but generation says why it cannot run.
     request = %GenerateRequest{

@@ -174,17 +174,16 @@ defmodule DevstralElixir.Proto.HealthResponse do
   Protobuf message `devstral.worker.v1.HealthResponse`.
   """
 
-  defstruct status: "",
-            model: nil,
+  defstruct model: nil,
             version: "",
             uptime_ms: 0,
             backends: [],
             device: "",
-            pid: 0
+            pid: 0,
+            state: :STATUS_UNSPECIFIED,
+            reason: ""
 
   @type t :: %__MODULE__{
-          # "starting" while the default model loads, then "ready".
-          status: String.t(),
           model: DevstralElixir.Proto.ModelInfo.t() | nil,
           version: String.t(),
           uptime_ms: integer(),
@@ -193,11 +192,13 @@ defmodule DevstralElixir.Proto.HealthResponse do
           backends: [String.t()],
           # "cpu", "cuda:0", ...
           device: String.t(),
-          pid: integer()
+          pid: integer(),
+          state: DevstralElixir.Proto.HealthResponse.Status.t(),
+          # With FAILED: why the default model could not be loaded; empty otherwise.
+          reason: String.t()
         }
 
   @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.HealthResponse", [
-            %{number: 1, name: :status, type: :string, kind: :scalar},
             %{
               number: 2,
               name: :model,
@@ -208,7 +209,14 @@ defmodule DevstralElixir.Proto.HealthResponse do
             %{number: 4, name: :uptime_ms, type: :int64, kind: :scalar},
             %{number: 5, name: :backends, type: :string, kind: :repeated},
             %{number: 6, name: :device, type: :string, kind: :scalar},
-            %{number: 7, name: :pid, type: :int32, kind: :scalar}
+            %{number: 7, name: :pid, type: :int32, kind: :scalar},
+            %{
+              number: 8,
+              name: :state,
+              type: {:enum, DevstralElixir.Proto.HealthResponse.Status},
+              kind: :scalar
+            },
+            %{number: 9, name: :reason, type: :string, kind: :scalar}
           ])
 
   @doc "Encodes the message as protobuf bytes."
@@ -226,6 +234,42 @@ defmodule DevstralElixir.Proto.HealthResponse do
   @doc false
   @spec __schema__() :: DevstralElixir.Proto.Message.schema()
   def __schema__, do: @schema
+end
+
+defmodule DevstralElixir.Proto.HealthResponse.Status do
+  @moduledoc """
+  Protobuf enum `devstral.worker.v1.HealthResponse.Status`. Values:
+
+    * `:STATUS_UNSPECIFIED` (0)
+    * `:STARTING` (1) - The default model is still loading.
+    * `:READY` (2) - A model is loaded (or no default model was configured).
+    * `:FAILED` (3) - The default model could not be loaded; `reason` says why. A later LoadModel can still make the worker READY.
+
+  Unknown numbers decode to the integer itself.
+  """
+
+  @type t :: :STATUS_UNSPECIFIED | :STARTING | :READY | :FAILED | integer()
+
+  @doc "The number of a value name; integers pass through."
+  @spec value(atom() | integer()) :: integer()
+  def value(:STATUS_UNSPECIFIED), do: 0
+  def value(:STARTING), do: 1
+  def value(:READY), do: 2
+  def value(:FAILED), do: 3
+  def value(number) when is_integer(number), do: number
+
+  def value(other) do
+    raise ArgumentError,
+          "unknown devstral.worker.v1.HealthResponse.Status value: #{inspect(other)}"
+  end
+
+  @doc "The name of a value number; unknown numbers are returned as they are."
+  @spec name(integer()) :: atom() | integer()
+  def name(0), do: :STATUS_UNSPECIFIED
+  def name(1), do: :STARTING
+  def name(2), do: :READY
+  def name(3), do: :FAILED
+  def name(number) when is_integer(number), do: number
 end
 
 defmodule DevstralElixir.Proto.LoadModelRequest do
@@ -599,7 +643,7 @@ defmodule DevstralElixir.Proto.SamplingParams do
 
   defstruct max_tokens: 0,
             temperature: 0.0,
-            top_p: 0.0,
+            top_p: nil,
             seed: nil,
             stop: []
 
@@ -608,9 +652,11 @@ defmodule DevstralElixir.Proto.SamplingParams do
           max_tokens: integer(),
           # 0 means greedy decoding, which is deterministic.
           temperature: DevstralElixir.Proto.Wire.float_value(),
-          # 0 means 1.0 (no nucleus cut).
-          top_p: DevstralElixir.Proto.Wire.float_value(),
-          # Makes sampling reproducible when set.
+          # Nucleus sampling: absent means 1.0 (no cut); a value set must be in
+          # (0, 1] and is used as given (0 is INVALID_ARGUMENT: ask for greedy with
+          # temperature 0). `optional` because 0 must not silently mean 1.0.
+          top_p: DevstralElixir.Proto.Wire.float_value() | nil,
+          # Makes sampling reproducible when set; `optional` because 0 is a real seed.
           seed: non_neg_integer() | nil,
           # Generation stops before the first occurrence of any of these.
           stop: [String.t()]
@@ -619,7 +665,7 @@ defmodule DevstralElixir.Proto.SamplingParams do
   @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.SamplingParams", [
             %{number: 1, name: :max_tokens, type: :int32, kind: :scalar},
             %{number: 2, name: :temperature, type: :float, kind: :scalar},
-            %{number: 3, name: :top_p, type: :float, kind: :scalar},
+            %{number: 3, name: :top_p, type: :float, kind: :optional},
             %{number: 4, name: :seed, type: :uint64, kind: :optional},
             %{number: 5, name: :stop, type: :string, kind: :repeated}
           ])
@@ -1173,10 +1219,13 @@ defmodule DevstralElixir.Proto.TrainConfig do
           max_seq_length: integer(),
           # optional: 0 (no warmup) is distinct from "use the default".
           warmup_ratio: DevstralElixir.Proto.Wire.float_value() | nil,
+          # 0 means the default (0.3); clipping cannot be switched off over the
+          # wire, so not `optional` (use a large value to clip almost never).
           max_grad_norm: DevstralElixir.Proto.Wire.float_value(),
           save_steps: integer(),
           eval_steps: integer(),
           early_stopping_patience: integer(),
+          # Not `optional`: the default is 0, so 0 and "unset" mean the same.
           early_stopping_threshold: DevstralElixir.Proto.Wire.float_value(),
           # "nf4" (QLoRA, default) or "none" (plain LoRA).
           quantization: String.t(),
@@ -1184,7 +1233,11 @@ defmodule DevstralElixir.Proto.TrainConfig do
           packing: boolean(),
           # "none", "l2" or "ewc".
           regularizer: String.t(),
+          # 0 means the default strength when a regularizer is set; "no guard" is
+          # regularizer "none", so a weight of 0 needs no `optional`.
           regularizer_weight: DevstralElixir.Proto.Wire.float_value(),
+          # 0 means the default, 42: every seed gives an equally good run, so 0 is
+          # not worth an `optional`.
           seed: non_neg_integer(),
           lora: DevstralElixir.Proto.LoraConfig.t() | nil,
           # Also checkpoint once this many minutes have passed since the last save
@@ -1251,7 +1304,8 @@ defmodule DevstralElixir.Proto.TrainRequest do
             resume: false,
             init_adapter: "",
             general_eval_path: "",
-            validate_only: false
+            validate_only: false,
+            eval_path: ""
 
   @type t :: %__MODULE__{
           job_id: String.t(),
@@ -1271,7 +1325,14 @@ defmodule DevstralElixir.Proto.TrainRequest do
           # Check the request as Train would (model, dataset, output directory,
           # every training setting) without training: the stream is one COMPLETED
           # event, or the call fails with INVALID_ARGUMENT listing every problem found.
-          validate_only: boolean()
+          validate_only: boolean(),
+          # The stage's eval set (JSONL); empty means dataset_dir/stageN/eval.jsonl.
+          # The worker measures eval loss on its non-replay (Elixir) rows before and
+          # after training, and on general code (general_eval_path, else the set's
+          # replay rows), and reports both in the COMPLETED event's metrics
+          # (eval_loss_before, eval_loss, eval_loss_change_pct, general_eval_loss_*)
+          # with the adapter directory as its artifact_path. It must hold Elixir rows.
+          eval_path: String.t()
         }
 
   @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.TrainRequest", [
@@ -1289,7 +1350,8 @@ defmodule DevstralElixir.Proto.TrainRequest do
             %{number: 7, name: :resume, type: :bool, kind: :scalar},
             %{number: 8, name: :init_adapter, type: :string, kind: :scalar},
             %{number: 9, name: :general_eval_path, type: :string, kind: :scalar},
-            %{number: 10, name: :validate_only, type: :bool, kind: :scalar}
+            %{number: 10, name: :validate_only, type: :bool, kind: :scalar},
+            %{number: 11, name: :eval_path, type: :string, kind: :scalar}
           ])
 
   @doc "Encodes the message as protobuf bytes."

@@ -10,6 +10,11 @@ defmodule DevstralElixir.Web.OpenAIParams do
 
   Defaults follow OpenAI's: `temperature` 1, `top_p` 1, and `max_tokens` 16 for
   completions; chat uses the worker's default (256).
+
+  `top_p` is sent only when the client gives one (absent means 1.0 on the
+  worker). OpenAI accepts `top_p: 0`, but the worker's nucleus must be in
+  (0, 1]: a nucleus of zero mass keeps only the most likely token, which is
+  greedy decoding, so `top_p: 0` is sent as `temperature: 0` with no `top_p`.
   """
 
   alias DevstralElixir.Proto.{ChatMessage, ChatPrompt, FimPrompt, GenerateRequest, SamplingParams}
@@ -56,16 +61,17 @@ defmodule DevstralElixir.Web.OpenAIParams do
     with {:ok, model} <- optional_string(body, "model"),
          {:ok, max_tokens} <- max_tokens(body, default_max_tokens),
          {:ok, temperature} <- number(body, "temperature", 1.0, 0.0, 2.0),
-         {:ok, top_p} <- number(body, "top_p", 1.0, 0.0, 1.0),
+         {:ok, top_p} <- number(body, "top_p", nil, 0.0, 1.0),
          {:ok, stop} <- stop(body),
          {:ok, seed} <- seed(body),
          {:ok, stream} <- boolean(body, "stream"),
          :ok <- only_one(body) do
+      {temperature, top_p} = nucleus(temperature, top_p)
+
       params = %SamplingParams{
         max_tokens: max_tokens,
         temperature: temperature,
-        # top_p 0 would mean "use the default" on the wire, so keep a tiny nucleus instead.
-        top_p: if(top_p == 0, do: 1.0e-6, else: top_p),
+        top_p: top_p,
         seed: seed,
         stop: stop
       }
@@ -79,6 +85,11 @@ defmodule DevstralElixir.Web.OpenAIParams do
        }}
     end
   end
+
+  # OpenAI's top_p 0 keeps only the top token: that is greedy decoding, which
+  # the worker spells temperature 0 (it refuses a nucleus of 0).
+  defp nucleus(_temperature, top_p) when top_p == 0, do: {0.0, nil}
+  defp nucleus(temperature, top_p), do: {temperature, top_p}
 
   defp prompt(body) do
     case Map.get(body, "prompt") do

@@ -120,6 +120,11 @@ defmodule DevstralElixir.Proto.MessageTest do
       assert SamplingParams.encode(%SamplingParams{seed: 0}) == <<0x20, 0>>
       assert SamplingParams.decode!(<<0x20, 0>>).seed == 0
       assert SamplingParams.decode!("").seed == nil
+      # top_p too: field 3, fixed32, written when set even to 0.0.
+      assert SamplingParams.encode(%SamplingParams{top_p: nil}) == ""
+      assert SamplingParams.encode(%SamplingParams{top_p: 0.0}) == <<0x1D, 0::32>>
+      assert SamplingParams.decode!(<<0x1D, 0::32>>).top_p == 0.0
+      assert SamplingParams.decode!("").top_p == nil
     end
 
     test "maps, repeated fields and 64-bit integers" do

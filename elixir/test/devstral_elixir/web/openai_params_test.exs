@@ -10,7 +10,8 @@ defmodule DevstralElixir.Web.OpenAIParamsTest do
 
     assert parsed.request.input == {:fim, %FimPrompt{prefix: "def a", suffix: "end"}}
 
-    assert %SamplingParams{max_tokens: 7, temperature: 1.0, top_p: 1.0, seed: nil} =
+    # top_p absent stays absent on the wire: the worker reads that as 1.0.
+    assert %SamplingParams{max_tokens: 7, temperature: 1.0, top_p: nil, seed: nil} =
              parsed.request.params
 
     refute parsed.stream
@@ -50,6 +51,19 @@ defmodule DevstralElixir.Web.OpenAIParamsTest do
     assert parsed.request.params.seed == 0
   end
 
+  test "an explicit top_p is sent as given; top_p 0 is greedy" do
+    for top_p <- [1, 0.25, 1.0e-6] do
+      assert {:ok, parsed} = OpenAIParams.completion(%{"prompt" => "x", "top_p" => top_p})
+      assert %SamplingParams{temperature: 1.0, top_p: sent} = parsed.request.params
+      assert sent === top_p * 1.0
+    end
+
+    # OpenAI allows 0; a nucleus of zero mass keeps only the top token, i.e. greedy.
+    body = %{"prompt" => "x", "top_p" => 0, "temperature" => 0.8, "seed" => 3}
+    assert {:ok, parsed} = OpenAIParams.completion(body)
+    assert %SamplingParams{temperature: 0.0, top_p: nil, seed: 3} = parsed.request.params
+  end
+
   test "invalid fields are named" do
     assert {:invalid, message, "prompt"} = OpenAIParams.completion(%{})
     assert message =~ "prompt"
@@ -63,6 +77,7 @@ defmodule DevstralElixir.Web.OpenAIParamsTest do
              OpenAIParams.completion(%{"prompt" => "x", "temperature" => 3})
 
     assert {:invalid, _, "top_p"} = OpenAIParams.completion(%{"prompt" => "x", "top_p" => -0.1})
+    assert {:invalid, _, "top_p"} = OpenAIParams.completion(%{"prompt" => "x", "top_p" => 1.5})
     assert {:invalid, _, "stop"} = OpenAIParams.completion(%{"prompt" => "x", "stop" => [1]})
     assert {:invalid, _, "seed"} = OpenAIParams.completion(%{"prompt" => "x", "seed" => -1})
     assert {:invalid, _, "n"} = OpenAIParams.completion(%{"prompt" => "x", "n" => 2})
