@@ -47,7 +47,10 @@ def test_a_model_that_cannot_load_is_reported_not_hidden(tmp_path: Path) -> None
         health = host.health()
         assert health is not None
         assert health["model"] is None
+        # Users see the same "failed" and error as before the contract typed them.
+        assert health["worker"]["status"] == "failed"
         assert str(broken) in health["worker"]["error"]
+        assert not health["worker"]["error"].startswith("failed")
 
         status, body = post_json(f"{host.url}/v1/completions", {"prompt": "defmodule", "max_tokens": 2})
         assert status == 503

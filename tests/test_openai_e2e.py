@@ -102,6 +102,13 @@ def test_non_streamed_completion_has_usage(host: HostProcess) -> None:
     assert result.choices[0].text == direct_greedy("defmodule Foo do", 5)
 
 
+def test_top_p_zero_is_greedy(host: HostProcess) -> None:
+    # OpenAI accepts top_p 0; a nucleus of zero mass keeps only the top token,
+    # so the answer is the greedy one even at the default temperature (1).
+    result = client(host).completions.create(model="tiny-elixir", prompt="defmodule Foo do", top_p=0, max_tokens=8)
+    assert result.choices[0].text == direct_greedy("defmodule Foo do", 8)
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status", "needle"),
     [
