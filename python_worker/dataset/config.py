@@ -10,28 +10,28 @@ sections as the dataclasses below:
     fim_style = "starcoder"
 
 Tables of rates or weights (stage1.mix, stage2.span_weights) update the
-defaults key by key. Unknown fields, wrong types and out-of-range values raise ConfigError naming the
-field (`dedup.threshold: expected a number in [0.0, 1.0], got 1.5`), so a typo
-never silently falls back to a default. `python -m python_worker.dataset
+defaults key by key. Unknown fields, wrong types and out-of-range values raise
+ConfigError naming the field (`dedup.threshold must be a number in [0.05, 1.0],
+got 1.5`), so a typo never silently falls back to a default; the machinery is
+python_worker.typed_config, shared with the trainer's settings. `python -m python_worker.dataset
 --explain-config` prints every field with its help.
 """
 
-# `_f` wraps dataclasses.field with help text; ruff cannot see that it returns a field.
+# `setting` wraps dataclasses.field with help text; ruff cannot see that it returns a field.
 # ruff: noqa: RUF009
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import re
-import tomllib
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from python_worker import typed_config
 from python_worker.dataset.errors import ConfigError
+from python_worker.typed_config import section, setting
 
 # Span kinds the FIM builder knows; weights in stage2.span_weights use these names.
 SPAN_KINDS = ("function_body", "do_block", "clause", "pipe_stage", "line", "multi_line")
@@ -46,35 +46,27 @@ PAIR_KINDS = (
 CODE_LANGUAGES = ("elixir", "erlang")
 
 
-def _f(default: Any, help: str, **checks: Any) -> Any:
-    """A dataclass field with help text and optional min/max/choices checks."""
-    meta = {"help": help, **checks}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: json.loads(json.dumps(default)), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
 @dataclass
 class CleanConfig:
-    max_file_bytes: int = _f(1_000_000, "Files larger than this are dropped (too_large).", min=1)
-    min_chars: int = _f(32, "Files with fewer non-whitespace characters are dropped (tiny).", min=0)
-    max_line_chars: int = _f(
+    max_file_bytes: int = setting(1_000_000, "Files larger than this are dropped (too_large).", min=1)
+    min_chars: int = setting(32, "Files with fewer non-whitespace characters are dropped (tiny).", min=0)
+    max_line_chars: int = setting(
         1000,
         "A line longer than this marks a minified or generated file (long_lines).",
         min=1,
     )
-    max_mean_line_chars: float = _f(200.0, "A mean line length above this also counts as long_lines.", min=1.0)
-    min_alnum_share: float = _f(
+    max_mean_line_chars: float = setting(200.0, "A mean line length above this also counts as long_lines.", min=1.0)
+    min_alnum_share: float = setting(
         0.25,
         "Files whose share of alphanumeric characters is lower are dropped (low_alnum).",
         min=0.0,
         max=1.0,
     )
-    vendored_dirs: list[str] = _f(
+    vendored_dirs: list[str] = setting(
         ["deps", "_build", "node_modules", "priv/static"],
         "Path prefixes (at any depth) of vendored or built code, dropped as vendored.",
     )
-    generated_markers: list[str] = _f(
+    generated_markers: list[str] = setting(
         [
             r"this file (was|is|has been) (automatically|auto-?)\s*generated",
             r"\bauto-?generated\b",
@@ -88,20 +80,20 @@ class CleanConfig:
         ],
         "Case-insensitive regexes searched in a file's first header_lines lines (generated).",
     )
-    header_lines: int = _f(20, "How many leading lines generated_markers look at.", min=1)
+    header_lines: int = setting(20, "How many leading lines generated_markers look at.", min=1)
 
 
 @dataclass
 class ScrubConfig:
-    private_keys: bool = _f(True, "Replace PEM private key blocks with <PRIVATE_KEY>.")
-    aws_keys: bool = _f(True, "Replace AWS access key ids and secret keys with <AWS_KEY>.")
-    config_tokens: bool = _f(
+    private_keys: bool = setting(True, "Replace PEM private key blocks with <PRIVATE_KEY>.")
+    aws_keys: bool = setting(True, "Replace AWS access key ids and secret keys with <AWS_KEY>.")
+    config_tokens: bool = setting(
         True,
         "Replace quoted values of secret-like keys (password, token, secret_key_base, ...) "
         "and well-known token formats with <SECRET>.",
     )
-    emails: bool = _f(True, "Replace e-mail addresses with <EMAIL>.")
-    email_allow_domains: list[str] = _f(
+    emails: bool = setting(True, "Replace e-mail addresses with <EMAIL>.")
+    email_allow_domains: list[str] = setting(
         ["example.com", "example.org", "example.net", "localhost"],
         "Domains whose addresses are documentation placeholders and stay.",
     )
@@ -109,55 +101,55 @@ class ScrubConfig:
 
 @dataclass
 class DedupConfig:
-    exact: bool = _f(True, "Drop files whose whitespace-normalised content was seen before.")
-    near: bool = _f(True, "Drop near-duplicates found with MinHash LSH (datasketch).")
-    threshold: float = _f(
+    exact: bool = setting(True, "Drop files whose whitespace-normalised content was seen before.")
+    near: bool = setting(True, "Drop near-duplicates found with MinHash LSH (datasketch).")
+    threshold: float = setting(
         0.85,
         "Jaccard similarity on token shingles above which files are near-duplicates.",
         min=0.05,
         max=1.0,
     )
-    shingle: int = _f(5, "Shingle size in code tokens.", min=1, max=32)
-    num_perm: int = _f(128, "MinHash permutations.", min=16, max=1024)
-    minhash_seed: int = _f(1, "Seed of the MinHash permutations.", min=0)
+    shingle: int = setting(5, "Shingle size in code tokens.", min=1, max=32)
+    num_perm: int = setting(128, "MinHash permutations.", min=16, max=1024)
+    minhash_seed: int = setting(1, "Seed of the MinHash permutations.", min=0)
 
 
 @dataclass
 class DecontamConfig:
-    eval_dir: str = _f(
+    eval_dir: str = setting(
         "auto",
         "Directory whose every *.jsonl is an eval set; 'auto' is <repo>/evals (the "
         "public MultiPL-E Elixir sets shipped with the project), 'none' disables it.",
     )
-    eval_files: list[str] = _f([], "Extra eval JSONL files (added to the request's eval_files).")
-    ngram: int = _f(
+    eval_files: list[str] = setting([], "Extra eval JSONL files (added to the request's eval_files).")
+    ngram: int = setting(
         10,
         "A file sharing an n-gram of this many code tokens with an eval problem is dropped; "
         "n-grams with fewer than two identifiers outside literals are never counted.",
         min=4,
         max=64,
     )
-    fields: list[str] = _f(
+    fields: list[str] = setting(
         ["prompt", "tests", "canonical_solution", "solution"],
         "Fields of each eval row whose code n-grams are checked (for a text field, its code lines).",
     )
-    text_fields: list[str] = _f(
+    text_fields: list[str] = setting(
         ["prompt"],
         "Fields whose comment lines (the problem statement, without >>> examples) are matched "
         "as text: lower-cased words, layout and punctuation ignored.",
     )
-    text_ngram: int = _f(
+    text_ngram: int = setting(
         12,
         "A file containing this many words in a row of an eval prompt's statement (or the whole "
         "statement when shorter, if at least 8 words) is dropped.",
         min=8,
         max=64,
     )
-    solution_fields: list[str] = _f(
+    solution_fields: list[str] = setting(
         ["canonical_solution", "solution"],
         "Fields holding a reference solution: a hit there is reported as 'solution'.",
     )
-    boilerplate_problems: int = _f(
+    boilerplate_problems: int = setting(
         3,
         "N-grams shared by at least this many eval problems are template text "
         "(e.g. 'use ExUnit.Case, async: true') and ignored.",
@@ -167,14 +159,14 @@ class DecontamConfig:
 
 @dataclass
 class SplitConfig:
-    eval_fraction: float = _f(
+    eval_fraction: float = setting(
         0.05,
         "Share of each stage's tokens (counted as kept bytes) held out for eval: whole packages "
         "where they can approach it, else files, else rows (the mode used is in REPORT.md).",
         min=0.0,
         max=0.9,
     )
-    min_eval_sources: int = _f(
+    min_eval_sources: int = setting(
         1,
         "A split by package needs at least this many eval packages; with fewer, the split is by file.",
         min=0,
@@ -183,30 +175,30 @@ class SplitConfig:
 
 @dataclass
 class Stage1Config:
-    enabled: bool = _f(True, "Write stage 1 (file documents for continued pre-training).")
-    mix: dict[str, float] = _f(
+    enabled: bool = setting(True, "Write stage 1 (file documents for continued pre-training).")
+    mix: dict[str, float] = setting(
         {"elixir": 1.0, "erlang": 1.0},
         "Sampling rate per language (elixir, erlang): 0.3 keeps 30% of that language's files.",
         min=0.0,
         max=1.0,
     )
-    path_header: bool = _f(True, "Start each document with a one-line comment naming its path.")
+    path_header: bool = setting(True, "Start each document with a one-line comment naming its path.")
 
 
 @dataclass
 class Stage2Config:
-    enabled: bool = _f(True, "Write stage 2 (FIM rows and instruction pairs mined from code).")
-    fim_style: str = _f("qwen", "FIM tokens of the target model: qwen, starcoder or mistral.")
-    fim_rate: float = _f(1.0, "Share of code files that get FIM rows.", min=0.0, max=1.0)
-    fim_rows_per_file: int = _f(1, "FIM rows per chosen file (different spans).", min=1, max=64)
-    spm_rate: float = _f(0.5, "Share of FIM rows in SPM order (the rest are PSM).", min=0.0, max=1.0)
-    random_span_rate: float = _f(
+    enabled: bool = setting(True, "Write stage 2 (FIM rows and instruction pairs mined from code).")
+    fim_style: str = setting("qwen", "FIM tokens of the target model: qwen, starcoder or mistral.")
+    fim_rate: float = setting(1.0, "Share of code files that get FIM rows.", min=0.0, max=1.0)
+    fim_rows_per_file: int = setting(1, "FIM rows per chosen file (different spans).", min=1, max=64)
+    spm_rate: float = setting(0.5, "Share of FIM rows in SPM order (the rest are PSM).", min=0.0, max=1.0)
+    random_span_rate: float = setting(
         0.1,
         "Share of FIM spans drawn uniformly at random instead of from the syntax.",
         min=0.0,
         max=1.0,
     )
-    span_weights: dict[str, float] = _f(
+    span_weights: dict[str, float] = setting(
         {
             "function_body": 3.0,
             "do_block": 2.0,
@@ -218,17 +210,17 @@ class Stage2Config:
         "Relative weight of each syntax-aware span kind: " + ", ".join(SPAN_KINDS) + ".",
         min=0.0,
     )
-    max_fim_file_chars: int = _f(
+    max_fim_file_chars: int = setting(
         32_000,
         "Files longer than this get no FIM rows (a row always holds the whole file).",
         min=1,
     )
-    fim_languages: list[str] = _f(["elixir", "erlang"], "Languages that get FIM rows.")
-    pairs: bool = _f(True, "Mine instruction pairs from Elixir code.")
-    pair_kinds: list[str] = _f(list(PAIR_KINDS), "Which pairs to mine: " + ", ".join(PAIR_KINDS) + ".")
-    max_pairs_per_file: int = _f(16, "Cap on mined pairs per file.", min=0)
-    max_answer_chars: int = _f(8000, "Pairs whose answer is longer are skipped.", min=1)
-    system_prompt: str = _f(
+    fim_languages: list[str] = setting(["elixir", "erlang"], "Languages that get FIM rows.")
+    pairs: bool = setting(True, "Mine instruction pairs from Elixir code.")
+    pair_kinds: list[str] = setting(list(PAIR_KINDS), "Which pairs to mine: " + ", ".join(PAIR_KINDS) + ".")
+    max_pairs_per_file: int = setting(16, "Cap on mined pairs per file.", min=0)
+    max_answer_chars: int = setting(8000, "Pairs whose answer is longer are skipped.", min=1)
+    system_prompt: str = setting(
         "You are an expert Elixir developer. Write idiomatic, correct Elixir.",
         "System message of mined chat rows.",
     )
@@ -236,18 +228,20 @@ class Stage2Config:
 
 @dataclass
 class BookDir:
-    path: str = _f("", "A directory of Markdown chapters (searched recursively).")
-    name: str = _f("", "Source name in rows; default the directory name.")
-    license: str = _f("unknown", "Licence recorded in every row from this source.")
+    path: str = setting("", "A directory of Markdown chapters (searched recursively).")
+    name: str = setting("", "Source name in rows; default the directory name.")
+    license: str = setting("unknown", "Licence recorded in every row from this source.")
 
 
 @dataclass
 class Stage3Config:
-    enabled: bool = _f(True, "Write stage 3 (book-style rows from Markdown docs and guides).")
-    book_dirs: list[BookDir] = _f([], "User-supplied books/guides: a path string or {path, name, license}.")
-    min_section_chars: int = _f(80, "Sections with less prose than this get no explanation row.", min=0)
-    max_answer_chars: int = _f(8000, "Rows whose answer is longer are skipped.", min=1)
-    system_prompt: str = _f(
+    enabled: bool = setting(True, "Write stage 3 (book-style rows from Markdown docs and guides).")
+    book_dirs: list[BookDir] = setting(
+        [], "User-supplied books/guides: a path string or {path, name, license}.", shorthand="path"
+    )
+    min_section_chars: int = setting(80, "Sections with less prose than this get no explanation row.", min=0)
+    max_answer_chars: int = setting(8000, "Rows whose answer is longer are skipped.", min=1)
+    system_prompt: str = setting(
         "You are a patient Elixir teacher. Explain clearly and show working code.",
         "System message of stage 3 chat rows.",
     )
@@ -255,59 +249,59 @@ class Stage3Config:
 
 @dataclass
 class ReplayConfig:
-    share: float = _f(
+    share: float = setting(
         0.05,
         "Target share of replay (general, non-Elixir code) tokens in each stage's train split.",
         min=0.0,
         max=0.5,
     )
-    dir: str = _f(
+    dir: str = setting(
         "auto",
         "Replay source tree; 'auto' is the running interpreter's stdlib directory.",
     )
-    in_eval: bool = _f(
+    in_eval: bool = setting(
         False,
         "Also mix replay into the eval splits (disjoint files; source 'replay' then appears in both splits).",
     )
-    max_file_bytes: int = _f(200_000, "Larger replay files are skipped.", min=1)
+    max_file_bytes: int = setting(200_000, "Larger replay files are skipped.", min=1)
 
 
 @dataclass
 class ReportConfig:
-    chart_format: str = _f("svg", "Chart format in REPORT.md.", choices=("svg", "png"))
-    histogram_bins: int = _f(40, "Bins of the token-length histograms.", min=5, max=500)
-    top_sources: int = _f(15, "Sources named in the share-per-source chart.", min=1, max=100)
+    chart_format: str = setting("svg", "Chart format in REPORT.md.", choices=("svg", "png"))
+    histogram_bins: int = setting(40, "Bins of the token-length histograms.", min=5, max=500)
+    top_sources: int = setting(15, "Sources named in the share-per-source chart.", min=1, max=100)
 
 
 @dataclass
 class DatasetConfig:
-    seed: int = _f(
+    seed: int = setting(
         0,
         "Seed for the split, sampling and spans; the request's seed overrides it.",
         min=0,
     )
-    workers: int = _f(0, "Worker processes; 0 means one per available core.", min=0, max=256)
-    tokenizer: str = _f(
+    workers: int = setting(0, "Worker processes; 0 means one per available core.", min=0, max=256)
+    tokenizer: str = setting(
         "auto",
         "Tokenizer for token counts: a tokenizer.json or a model directory holding one, "
         "'regex' (identifier/number/symbol count), or 'auto' (data/models/tiny-elixir when "
         "present, else regex).",
     )
-    task_bytes: int = _f(
+    task_bytes: int = setting(
         2_000_000,
         "Input bytes per task handed to a worker (bounds memory per task).",
         min=1000,
     )
-    clean: CleanConfig = field(default_factory=CleanConfig, metadata={"help": "Cleaning."})
-    scrub: ScrubConfig = field(default_factory=ScrubConfig, metadata={"help": "Secret scrubbing."})
-    dedup: DedupConfig = field(default_factory=DedupConfig, metadata={"help": "Deduplication."})
-    decontam: DecontamConfig = field(default_factory=DecontamConfig, metadata={"help": "Decontamination."})
-    split: SplitConfig = field(default_factory=SplitConfig, metadata={"help": "Train/eval split."})
-    stage1: Stage1Config = field(default_factory=Stage1Config, metadata={"help": "Stage 1."})
-    stage2: Stage2Config = field(default_factory=Stage2Config, metadata={"help": "Stage 2."})
-    stage3: Stage3Config = field(default_factory=Stage3Config, metadata={"help": "Stage 3."})
-    replay: ReplayConfig = field(default_factory=ReplayConfig, metadata={"help": "Replay."})
-    report: ReportConfig = field(default_factory=ReportConfig, metadata={"help": "Report."})
+    clean: CleanConfig = section(CleanConfig, "Cleaning.")
+    scrub: ScrubConfig = section(ScrubConfig, "Secret scrubbing.")
+    dedup: DedupConfig = section(DedupConfig, "Deduplication.")
+    decontam: DecontamConfig = section(DecontamConfig, "Decontamination.")
+    split: SplitConfig = section(SplitConfig, "Train/eval split.")
+    stage1: Stage1Config = section(Stage1Config, "Stage 1.")
+    stage2: Stage2Config = section(Stage2Config, "Stage 2.")
+    stage3: Stage3Config = section(Stage3Config, "Stage 3.")
+    replay: ReplayConfig = section(ReplayConfig, "Replay.")
+    report: ReportConfig = section(ReportConfig, "Report.")
 
 
 # ---------------------------------------------------------------------------
@@ -317,29 +311,18 @@ class DatasetConfig:
 
 def load_config(path: str | Path) -> DatasetConfig:
     """Read a .json or .toml config file; errors name the file and the field."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {p} does not exist")
-    text = p.read_text(encoding="utf-8")
-    fmt = "toml" if p.suffix.lower() == ".toml" else "json"
-    return parse_config(text, fmt=fmt, origin=str(p))
+    return config_from_dict(typed_config.load(path, ConfigError), origin=str(path))
 
 
 def parse_config(text: str, fmt: str = "json", origin: str = "config") -> DatasetConfig:
     """Parse config text (JSON or TOML); empty text means all defaults."""
     if not text.strip():
         return DatasetConfig()
-    try:
-        raw = tomllib.loads(text) if fmt == "toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{origin}: not valid {fmt.upper()}: {e}") from None
-    return config_from_dict(raw, origin=origin)
+    return config_from_dict(typed_config.parse(text, fmt, origin, ConfigError), origin=origin)
 
 
 def config_from_dict(raw: Any, origin: str = "config") -> DatasetConfig:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{origin}: expected a table/object at the top, got {type(raw).__name__}")
-    config = _build(DatasetConfig, raw, prefix="", origin=origin)
+    config = typed_config.read(DatasetConfig, raw, kind="dataset builder", error=ConfigError, origin=origin)
     _check_cross_fields(config, origin)
     return config
 
@@ -348,99 +331,16 @@ def config_to_dict(config: DatasetConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def explain(cls: type = DatasetConfig, prefix: str = "") -> list[str]:
-    """One line per field: dotted name, default and help (for --explain-config)."""
+def explain() -> list[str]:
+    """Two lines per field (dotted name = default, then its help), one per section: for --explain-config."""
     lines: list[str] = []
-    default = cls()
-    for f in dataclasses.fields(cls):
-        name = prefix + f.name
-        value = getattr(default, f.name)
-        if dataclasses.is_dataclass(value):
-            lines.append(f"[{name}]  {f.metadata.get('help', '')}")
-            lines.extend(explain(type(value), prefix=name + "."))
+    for name, default, help_text in typed_config.describe(DatasetConfig):
+        if dataclasses.is_dataclass(default):
+            lines.append(f"[{name}]  {help_text}")
         else:
-            shown = [dataclasses.asdict(v) for v in value] if name.endswith("book_dirs") else value
-            lines.append(f"{name} = {json.dumps(shown)}")
-            lines.append(f"    {f.metadata.get('help', '')}")
+            lines.append(f"{name} = {json.dumps(default, default=dataclasses.asdict)}")
+            lines.append(f"    {help_text}")
     return lines
-
-
-def _build(cls: type, raw: dict[str, Any], prefix: str, origin: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-            raise ConfigError(
-                f"{origin}: unknown field '{prefix}{key}'{hint}; known fields here: {', '.join(sorted(fields))}"
-            )
-    defaults = cls()
-    values: dict[str, Any] = {}
-    for name, f in fields.items():
-        if name not in raw:
-            continue
-        value = _coerce(raw[name], hints[name], f.metadata, prefix + name, origin)
-        if isinstance(value, dict) and not dataclasses.is_dataclass(value):
-            # A table of weights or rates updates the defaults rather than replacing
-            # them, so `[stage1.mix] erlang = 0.3` leaves elixir at its default.
-            value = {**getattr(defaults, name), **value}
-        values[name] = value
-    return cls(**values)
-
-
-def _coerce(value: Any, tp: Any, meta: Any, name: str, origin: str) -> Any:
-    def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{origin}: {name}: expected {expected}, got {value!r}")
-
-    if dataclasses.is_dataclass(tp):
-        if tp is BookDir and isinstance(value, str):
-            value = {"path": value}
-        if not isinstance(value, dict):
-            raise bad("a table/object")
-        return _build(tp, value, prefix=name + ".", origin=origin)
-    origin_tp = typing.get_origin(tp)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("an integer")
-        _range(value, meta, name, origin)
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad("a number")
-        _range(float(value), meta, name, origin)
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad("a string")
-        choices = meta.get("choices")
-        if choices and value not in choices:
-            raise bad(f"one of {list(choices)}")
-        return value
-    if origin_tp is list:
-        (item_tp,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise bad("a list")
-        return [_coerce(v, item_tp, {}, f"{name}[{i}]", origin) for i, v in enumerate(value)]
-    if origin_tp is dict:
-        _, val_tp = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise bad("a table/object")
-        return {str(k): _coerce(v, val_tp, meta, f"{name}.{k}", origin) for k, v in value.items()}
-    raise AssertionError(f"unsupported config type {tp} for {name}")
-
-
-def _range(value: float, meta: Any, name: str, origin: str) -> None:
-    low, high = meta.get("min"), meta.get("max")
-    if (low is not None and value < low) or (high is not None and value > high):
-        lo = "-inf" if low is None else low
-        hi = "inf" if high is None else high
-        kind = "an integer" if isinstance(value, int) else "a number"
-        raise ConfigError(f"{origin}: {name}: expected {kind} in [{lo}, {hi}], got {value!r}")
 
 
 def _check_cross_fields(config: DatasetConfig, origin: str) -> None:

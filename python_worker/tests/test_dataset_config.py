@@ -45,13 +45,13 @@ def test_empty_text_means_defaults() -> None:
     [
         (
             {"dedup": {"threshold": 1.5}},
-            "dedup.threshold: expected a number in [0.05, 1.0], got 1.5",
+            "dedup.threshold must be a number in [0.05, 1.0], got 1.5",
         ),
         (
             {"dedup": {"treshold": 0.9}},
-            "unknown field 'dedup.treshold' (did you mean 'dedup.threshold'?)",
+            "dedup.treshold is not a dataset builder setting (did you mean 'dedup.threshold'?)",
         ),
-        ({"workers": True}, "workers: expected an integer, got True"),
+        ({"workers": True}, "workers must be an integer, got True"),
         ({"stage2": {"fim_style": "gpt"}}, "stage2.fim_style: unknown FIM style 'gpt'"),
         (
             {"stage2": {"span_weights": {"lines": 1.0}}},
@@ -59,16 +59,16 @@ def test_empty_text_means_defaults() -> None:
         ),
         (
             {"stage1": {"mix": {"elixir": 2.0}}},
-            "stage1.mix.elixir: expected a number in [0.0, 1.0]",
+            "stage1.mix.elixir must be a number in [0.0, 1.0], got 2.0",
         ),
         (
             {"report": {"chart_format": "gif"}},
-            "report.chart_format: expected one of ['svg', 'png']",
+            "report.chart_format must be one of ['svg', 'png'], got 'gif'",
         ),
-        ({"clean": {"vendored_dirs": "deps"}}, "clean.vendored_dirs: expected a list"),
+        ({"clean": {"vendored_dirs": "deps"}}, "clean.vendored_dirs must be a list, got 'deps'"),
         (
             {"stage3": {"book_dirs": [{"path": "x", "licence": "MIT"}]}},
-            "'stage3.book_dirs[0].licence'",
+            "stage3.book_dirs[0].licence is not a dataset builder setting (did you mean 'stage3.book_dirs[0].license'?)",
         ),
         (
             {"clean": {"generated_markers": ["(unclosed"]}},
@@ -92,7 +92,7 @@ def test_malformed_text_names_the_origin(tmp_path: Path) -> None:
         load_config(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.toml")
-    with pytest.raises(ConfigError, match="expected a table/object at the top"):
+    with pytest.raises(ConfigError, match=r"config: the top level must be a table/object, got \[1, 2\]"):
         parse_config("[1, 2]")
 
 
