@@ -12,19 +12,24 @@ A consequence: defaults of the proto's bool fields must be False, or the field
 could never be switched off over the wire.
 
 Validation happens here, before anything heavy is imported or loaded; every
-error names the field ("config.learning_rate must be > 0, got -1").
+error names the field ("config.learning_rate must be > 0, got -1"). Reading,
+type checks and help text are python_worker.typed_config, shared with the
+dataset builder's config; this module holds the fields and their rules.
 """
+
+# `setting` wraps dataclasses.field with help text; ruff cannot see that it returns a field.
+# ruff: noqa: RUF009
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from python_worker import typed_config
 from python_worker.training.data import DEFAULT_EVAL_TOKENS
 from python_worker.training.errors import InvalidRequest
+from python_worker.typed_config import section, setting
 
 # The seed projects' LoRA targets: every attention and MLP projection.
 DEFAULT_TARGETS = (
@@ -42,145 +47,111 @@ REGULARIZERS = ("none", "l2", "ewc")
 DEFAULT_REGULARIZER_WEIGHT = 0.1
 
 
-def _f(default: Any, help: str, **kw: Any) -> Any:
-    if isinstance(default, list | dict):
-        return field(
-            default_factory=lambda: type(default)(default),
-            metadata={"help": help},
-            **kw,
-        )
-    return field(default=default, metadata={"help": help}, **kw)
-
-
 @dataclass
 class LoraSettings:
-    r: int = _f(32, "LoRA rank (the seed projects use 32).")
-    alpha: float = _f(64.0, "LoRA scaling numerator; the update is scaled by alpha / r.")
-    dropout: float = _f(0.05, "Dropout on the LoRA input, in [0, 1).")
-    target_modules: list[str] = field(
-        default_factory=lambda: list(DEFAULT_TARGETS),
-        metadata={"help": "Module names that get LoRA adapters (attention and MLP projections)."},
+    r: int = setting(32, "LoRA rank (the seed projects use 32).")
+    alpha: float = setting(64.0, "LoRA scaling numerator; the update is scaled by alpha / r.")
+    dropout: float = setting(0.05, "Dropout on the LoRA input, in [0, 1).")
+    target_modules: list[str] = setting(
+        list(DEFAULT_TARGETS), "Module names that get LoRA adapters (attention and MLP projections)."
     )
-    train_embeddings: bool = _f(
+    train_embeddings: bool = setting(
         False,
         "Stage 1 only: also train embed_tokens / lm_head (full weights, their own learning rate). "
         "The serving artifact is then a merged model, since vLLM cannot serve LoRA on those "
         "layers for Qwen2-family models.",
     )
-    embeddings_learning_rate: float = _f(0.0, "Learning rate of embed_tokens / lm_head; 0 means learning_rate / 10.")
+    embeddings_learning_rate: float = setting(
+        0.0, "Learning rate of embed_tokens / lm_head; 0 means learning_rate / 10."
+    )
 
 
 @dataclass
 class TrainSettings:
-    epochs: int = _f(1, "Passes over the training split (ignored when max_steps > 0).")
-    max_steps: int = _f(0, "Optimizer steps to run; 0 means run `epochs` epochs.")
-    learning_rate: float = _f(2e-4, "Peak learning rate of the LoRA weights (QLoRA default).")
-    batch_size: int = _f(4, "Sequences per micro-batch.")
-    gradient_accumulation_steps: int = _f(4, "Micro-batches per optimizer step.")
-    max_seq_length: int = _f(
+    epochs: int = setting(1, "Passes over the training split (ignored when max_steps > 0).")
+    max_steps: int = setting(0, "Optimizer steps to run; 0 means run `epochs` epochs.")
+    learning_rate: float = setting(2e-4, "Peak learning rate of the LoRA weights (QLoRA default).")
+    batch_size: int = setting(4, "Sequences per micro-batch.")
+    gradient_accumulation_steps: int = setting(4, "Micro-batches per optimizer step.")
+    max_seq_length: int = setting(
         2048,
         "Tokens per sequence; longer text rows are split, longer chat/FIM rows cut.",
     )
-    warmup_ratio: float = _f(0.03, "Share of the steps with a linear warmup, in [0, 1).")
-    max_grad_norm: float = _f(0.3, "Gradient clipping norm (0.3 as in the QLoRA paper).")
-    save_steps: int = _f(100, "Save a resumable checkpoint every N optimizer steps.")
-    save_minutes: float = _f(
+    warmup_ratio: float = setting(0.03, "Share of the steps with a linear warmup, in [0, 1).")
+    max_grad_norm: float = setting(0.3, "Gradient clipping norm (0.3 as in the QLoRA paper).")
+    save_steps: int = setting(100, "Save a resumable checkpoint every N optimizer steps.")
+    save_minutes: float = setting(
         10.0,
         "Also save a resumable checkpoint once this many minutes have passed since the last "
         "one (fractions allowed), so a crash loses at most a few minutes on slow hardware.",
     )
-    eval_steps: int = _f(100, "Compute eval loss every N optimizer steps (needs an eval split).")
-    early_stopping_patience: int = _f(
+    eval_steps: int = setting(100, "Compute eval loss every N optimizer steps (needs an eval split).")
+    early_stopping_patience: int = setting(
         3,
         "Stop after this many evaluations without improvement; -1 disables early stopping.",
     )
-    early_stopping_threshold: float = _f(
+    early_stopping_threshold: float = setting(
         0.0,
         "An eval loss counts as better only if it beats the best by more than this.",
     )
-    quantization: str = _f("nf4", "'nf4' (QLoRA: 4-bit NF4, double quantisation) or 'none'.")
-    gradient_checkpointing: bool = _f(
+    quantization: str = setting("nf4", "'nf4' (QLoRA: 4-bit NF4, double quantisation) or 'none'.")
+    gradient_checkpointing: bool = setting(
         False,
         "Recompute activations in the backward pass: less memory, ~30% more compute.",
     )
-    packing: bool = _f(
+    packing: bool = setting(
         False,
         "Pack several rows into each sequence (best-fit decreasing); attention stays within "
         "each row (position_ids mark the boundaries).",
     )
-    regularizer: str = _f(
+    regularizer: str = setting(
         "none",
         "Forgetting guard: 'l2' pulls the trained weights toward their starting values (the "
         "previous stage's), 'ewc' weights that pull by a Fisher estimate on general code.",
     )
-    regularizer_weight: float = _f(
+    regularizer_weight: float = setting(
         0.0,
         f"Strength of the regularizer; 0 means {DEFAULT_REGULARIZER_WEIGHT} when one is set.",
     )
-    seed: int = _f(42, "Seed of the data order, LoRA init and dropout; 0 means the default 42.")
-    lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "LoRA adapter settings."})
+    seed: int = setting(42, "Seed of the data order, LoRA init and dropout; 0 means the default 42.")
+    lora: LoraSettings = section(LoraSettings, "LoRA adapter settings.")
     # Not in the proto: JSON config / CLI only.
-    logging_steps: int = _f(1, "Emit a progress event every N optimizer steps.")
-    max_eval_rows: int = _f(
+    logging_steps: int = setting(1, "Emit a progress event every N optimizer steps.")
+    max_eval_rows: int = setting(
         1000,
         "Rows of each eval set used for eval loss (during training and before/after).",
     )
-    max_eval_tokens: int = _f(
+    max_eval_tokens: int = setting(
         DEFAULT_EVAL_TOKENS,
         "Tokens of each eval set used for eval loss (the rows that reach it, whole): "
         "periodic evals on a large eval split would otherwise cost more than training.",
     )
-    save_total_limit: int = _f(2, "Checkpoints kept under output_dir/checkpoints.")
-    weight_decay: float = _f(0.0, "AdamW weight decay of the LoRA weights.")
-    curriculum_order: bool | None = _f(
+    save_total_limit: int = setting(2, "Checkpoints kept under output_dir/checkpoints.")
+    weight_decay: float = setting(0.0, "AdamW weight decay of the LoRA weights.")
+    curriculum_order: bool | None = setting(
         None,
         "Train in file order instead of shuffled; None means on for stage 3 (book chapters "
         "keep their pedagogical order) and off otherwise.",
     )
-    ewc_fisher_rows: int = _f(64, "Rows used to estimate the Fisher information for 'ewc'.")
+    ewc_fisher_rows: int = setting(64, "Rows used to estimate the Fisher information for 'ewc'.")
 
 
-def describe(cls: type = TrainSettings, prefix: str = "config.") -> list[tuple[str, Any, str]]:
-    """(name, default, help) of every field, nested ones dotted: for --help and docs."""
-    out: list[tuple[str, Any, str]] = []
-    for f in fields(cls):
-        if f.name == "lora":
-            out.extend(describe(LoraSettings, f"{prefix}lora."))
-            continue
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        out.append((prefix + f.name, default, f.metadata.get("help", "")))
-    return out
+def describe() -> list[tuple[str, Any, str]]:
+    """(name, default, help) of every setting, nested ones dotted: for --help and docs."""
+    rows = typed_config.describe(TrainSettings, "config.")
+    return [row for row in rows if not is_dataclass(row[1])]
 
 
-def from_dict(data: dict[str, Any], where: str = "config") -> TrainSettings:
-    """Settings from a JSON-like dict; unknown keys are an error naming the key."""
-    data = dict(data)
-    lora_data = data.pop("lora", None) or {}
-    if not isinstance(lora_data, dict):
-        raise InvalidRequest(f"{where}.lora must be an object, got {type(lora_data).__name__}")
-    known = {f.name for f in fields(TrainSettings)}
-    lora_known = {f.name for f in fields(LoraSettings)}
-    for key in data:
-        if key not in known:
-            raise InvalidRequest(f"{where}.{key} is not a training setting; known: {sorted(known)}")
-    for key in lora_data:
-        if key not in lora_known:
-            raise InvalidRequest(f"{where}.lora.{key} is not a LoRA setting; known: {sorted(lora_known)}")
-    return TrainSettings(**data, lora=LoraSettings(**lora_data))
+def from_dict(data: Any, origin: str = "") -> TrainSettings:
+    """Settings from a JSON-like dict; an unknown key or a wrong type is an error naming the field."""
+    return typed_config.read(
+        TrainSettings, data, kind="training", error=InvalidRequest, origin=origin, prefix="config."
+    )
 
 
 def load_file(path: str | Path) -> TrainSettings:
-    """Settings from a JSON file (keys as in TrainSettings, `lora` nested)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidRequest(f"config file {path} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"config file {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest(f"config file {path} must hold a JSON object")
-    return from_dict(data, where=f"{path.name}")
+    """Settings from a JSON (or .toml) file: keys as in TrainSettings, `lora` nested."""
+    return from_dict(typed_config.load(path, InvalidRequest), origin=Path(path).name)
 
 
 def merge(base: TrainSettings, overrides: dict[str, Any]) -> TrainSettings:
@@ -224,28 +195,11 @@ def resolved(s: TrainSettings, stage: int) -> TrainSettings:
 def validate(s: TrainSettings, stage: int, model_context: int | None = None) -> None:
     """Raise InvalidRequest naming the first bad field; `s` is already resolved."""
 
-    def bad(name: str, rule: str, value: Any) -> InvalidRequest:
-        return InvalidRequest(f"config.{name} must be {rule}, got {value!r}")
+    def bad(name: str, rule: str, value: Any) -> Exception:
+        return typed_config.fail(InvalidRequest, "", f"config.{name}", rule, value)
 
-    def number(name: str, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise bad(name, "a finite number", value)
-
-    def integer(name: str, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad(name, "an integer", value)
-
-    for name in (
-        "epochs", "max_steps", "batch_size", "gradient_accumulation_steps", "max_seq_length",
-        "save_steps", "eval_steps", "early_stopping_patience", "seed", "logging_steps",
-        "max_eval_rows", "max_eval_tokens", "save_total_limit", "ewc_fisher_rows",
-    ):  # fmt: skip
-        integer(name, getattr(s, name))
-    for name in (
-        "learning_rate", "warmup_ratio", "max_grad_norm", "early_stopping_threshold",
-        "regularizer_weight", "weight_decay", "save_minutes",
-    ):  # fmt: skip
-        number(name, getattr(s, name))
+    # Types first (integers, finite numbers, ...): the rules below compare numbers.
+    typed_config.check(s, error=InvalidRequest, prefix="config.")
 
     if s.learning_rate <= 0:
         raise bad("learning_rate", "> 0", s.learning_rate)
@@ -307,10 +261,6 @@ def validate(s: TrainSettings, stage: int, model_context: int | None = None) -> 
         raise bad("seed", ">= 0", s.seed)
 
     lora = s.lora
-    integer("lora.r", lora.r)
-    number("lora.alpha", lora.alpha)
-    number("lora.dropout", lora.dropout)
-    number("lora.embeddings_learning_rate", lora.embeddings_learning_rate)
     if lora.r < 1:
         raise bad("lora.r", ">= 1", lora.r)
     if lora.alpha <= 0:
