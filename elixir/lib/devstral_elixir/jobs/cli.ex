@@ -1,180 +1,217 @@
-defmodule DevstralElixir.Jobs.Cli do
+defmodule DevstralElixir.Jobs.CLI do
   @moduledoc """
-  What `mix curriculum.run` and `mix train` share: turning flags into job
-  args, checking them before anything starts, and enqueueing the job and
-  following it with a live progress bar.
+  The one command-line client of the job queue, shared by every long Mix
+  task (`scrape.*`, `curriculum.build`, `curriculum.run`, `train`): strict
+  flag parsing with errors that name the flag, then `run_job!/4`, which
+  enqueues the task's job and follows it with live progress.
+
+  The job goes to a host answering on `127.0.0.1:$HTTP_PORT` over its JSON
+  API (the admin token comes from `ADMIN_TOKEN` or `DATA_DIR/admin_token`).
+  When none answers, the queue (and the Python worker, for jobs that need
+  it) starts in this process and runs the job here; it stops when the task
+  ends.
 
   Ctrl-C detaches: the job is not cancelled. On a running host it carries on;
   when the queue ran in the Mix process, the job stays in Mnesia and resumes
   the next time a host starts.
   """
 
-  alias DevstralElixir.Curriculum.Plan
-  alias DevstralElixir.Jobs.{Client, Events, ProgressBar, Queue}
+  alias DevstralElixir.Jobs.{Client, ProgressBar, Queue}
 
-  @common_switches [
-    config: :string,
-    dataset: :string,
-    base_model: :string,
-    max_steps: :integer,
-    run: :string,
-    priority: :integer,
-    detach: :boolean
-  ]
+  @job_switches [priority: :integer, detach: :boolean]
 
-  @doc "The switches every curriculum task takes."
-  @spec common_switches() :: keyword()
-  def common_switches, do: @common_switches
+  @doc "The switches every job-running task takes: `--priority 0..9` and `--detach`."
+  @spec job_switches() :: keyword()
+  def job_switches, do: @job_switches
 
   @doc """
-  Parses `argv` with the common switches plus `extra`; raises `Mix.Error`
-  on unknown or malformed flags and on positional arguments.
+  Parses `argv` with `OptionParser`'s strict mode; returns `{flags, positional}`.
+  An unknown flag, a missing value or a value of the wrong type raises
+  `Mix.Error` naming the flag.
   """
-  @spec parse!(String.t(), [String.t()], keyword()) :: keyword()
-  def parse!(task, argv, extra \\ []) do
-    {opts, rest, invalid} = OptionParser.parse(argv, strict: @common_switches ++ extra)
+  @spec parse!(String.t(), [String.t()], keyword()) :: {keyword(), [String.t()]}
+  def parse!(task, argv, switches) do
+    case OptionParser.parse(argv, strict: switches) do
+      {parsed, rest, []} ->
+        {parsed, rest}
 
-    cond do
-      invalid != [] ->
-        {flag, value} = hd(invalid)
-        Mix.raise("mix #{task}: invalid option #{flag}#{if value, do: "=#{value}"}")
+      {_parsed, _rest, [{flag, value} | _]} ->
+        known = flag |> String.trim_leading("-") |> String.replace("-", "_")
 
-      rest != [] ->
-        Mix.raise("mix #{task}: unexpected argument #{inspect(hd(rest))}")
+        cond do
+          not Enum.any?(switches, fn {name, _} -> Atom.to_string(name) == known end) ->
+            Mix.raise("mix #{task}: unknown option #{flag} (see `mix help #{task}`)")
 
-      true ->
-        opts
+          value == nil ->
+            Mix.raise("mix #{task}: #{flag} needs a value")
+
+          true ->
+            Mix.raise("mix #{task}: invalid value #{inspect(value)} for #{flag}")
+        end
     end
   end
 
-  @doc """
-  Job args from parsed flags: `--config`, `--dataset`, `--base-model`
-  (expanded when it names an existing path), `--max-steps`, `--run`, and for
-  `mix train` `--stage` and `--init-adapter`.
-  """
-  @spec args(keyword()) :: map()
-  def args(opts) do
-    [
-      {"config", opts[:config] && Path.expand(opts[:config])},
-      {"dataset_dir", opts[:dataset] && Path.expand(opts[:dataset])},
-      {"base_model", opts[:base_model] && expand_if_path(opts[:base_model])},
-      {"max_steps", opts[:max_steps]},
-      {"run", opts[:run]},
-      {"stage", opts[:stage]},
-      {"init_adapter", opts[:init_adapter] && Path.expand(opts[:init_adapter])}
-    ]
-    |> Enum.reject(fn {_key, value} -> is_nil(value) end)
-    |> Map.new()
+  @doc "`parse!/3` for a task without positional arguments: raises when any are given."
+  @spec parse_flags!(String.t(), [String.t()], keyword()) :: keyword()
+  def parse_flags!(task, argv, switches) do
+    {flags, rest} = parse!(task, argv, switches)
+    if rest != [], do: Mix.raise("mix #{task}: unexpected arguments #{Enum.join(rest, " ")}")
+    flags
   end
 
-  @doc "Checks the args as the job's runner will (config file included); raises `Mix.Error`."
-  @spec check_args!(map(), boolean()) :: :ok
-  def check_args!(args, stage?) do
-    case Plan.from_args(args, stage?: stage?) do
-      {:ok, _plan} -> :ok
-      {:error, message} -> Mix.raise(flag_names(message))
+  @doc "Raises unless `value` (when given) is a positive integer."
+  @spec positive!(String.t(), String.t(), integer() | nil) :: pos_integer() | nil
+  def positive!(_task, _flag, nil), do: nil
+  def positive!(_task, _flag, value) when is_integer(value) and value > 0, do: value
+
+  def positive!(task, flag, value),
+    do: Mix.raise("mix #{task}: #{flag} must be a positive integer, got #{value}")
+
+  @doc "Parses a `YYYY-MM-DD` date or raises naming the flag."
+  @spec date!(String.t(), String.t(), String.t() | nil) :: Date.t() | nil
+  def date!(_task, _flag, nil), do: nil
+
+  def date!(task, flag, value) do
+    case Date.from_iso8601(value) do
+      {:ok, date} ->
+        date
+
+      {:error, _} ->
+        Mix.raise("mix #{task}: #{flag} must be a date like 2024-01-31, got #{inspect(value)}")
     end
   end
 
-  @flags %{
-    "args.config" => "--config",
-    "args.dataset_dir" => "--dataset",
-    "args.base_model" => "--base-model",
-    "args.max_steps" => "--max-steps",
-    "args.run" => "--run",
-    "args.stage" => "--stage",
-    "args.init_adapter" => "--init-adapter"
-  }
+  @doc "Splits a comma-separated list (`nil` stays `nil`)."
+  @spec list(String.t() | nil) :: [String.t()] | nil
+  def list(nil), do: nil
+  def list(value), do: value |> String.split(",", trim: true) |> Enum.map(&String.trim/1)
 
-  # The runner speaks of job args; on the command line they are flags.
-  defp flag_names(message) do
-    Enum.reduce(@flags, message, fn {arg, flag}, acc -> String.replace(acc, arg, flag) end)
-  end
+  @doc "Keeps only the options that were given (drops `nil` values)."
+  @spec given(keyword()) :: keyword()
+  def given(opts), do: Enum.reject(opts, fn {_k, v} -> is_nil(v) end)
 
   @doc """
-  Enqueues a job and, unless `--detach`, follows it until it ends. Raises
-  (exit status 1) when it fails or is cancelled.
+  Enqueues a job of `type` with `args` for `mix task` and, unless
+  `detach: true`, follows it until it ends, printing its `LOG` progress
+  lines (and, on a terminal, a live progress bar). Returns the finished job
+  (JSON form) when it succeeded, nil when detached; raises `Mix.Error` when
+  it failed or was cancelled.
+
+  Options: `:priority`, `:detach` (the parsed `job_switches/0`) and
+  `:worker` (whether the job needs the Python worker when it runs in this
+  process; default false). Other keys (a task's own flags) are ignored.
   """
-  @spec run_job!(atom(), map(), keyword()) :: :ok
-  def run_job!(type, args, opts) do
+  @spec run_job!(String.t(), atom(), map(), keyword()) :: map() | nil
+  def run_job!(task, type, args, opts) do
+    Mix.Task.run("app.config")
     data_dir = DevstralElixir.Config.data_dir()
+    local = fn -> start_local(task, opts[:worker] == true) end
 
-    conn =
-      case Client.connect(port: http_port(), data_dir: data_dir, start_local: &start_local/0) do
-        {:ok, conn} -> conn
-        {:error, message} -> Mix.raise(message)
+    {conn, local_sup} =
+      case Client.connect(port: http_port(task), data_dir: data_dir, start_local: local) do
+        {:ok, {:local, _, _} = conn} -> {conn, Process.get({__MODULE__, :local})}
+        {:ok, conn} -> {conn, nil}
+        {:error, message} -> Mix.raise("mix #{task}: #{message}")
       end
 
-    job =
-      case Client.enqueue(conn, type, args, priority: opts[:priority]) do
-        {:ok, job} -> job
-        {:error, message} -> Mix.raise(message)
+    try do
+      job =
+        case Client.enqueue(conn, type, args, priority: opts[:priority]) do
+          {:ok, job} -> job
+          {:error, message} -> Mix.raise("mix #{task}: #{message}")
+        end
+
+      Mix.shell().info("enqueued #{type} job #{job["id"]} on #{Client.describe(conn)}")
+
+      if opts[:detach] do
+        Mix.shell().info("detached; follow it with GET /api/jobs/#{job["id"]}")
+        nil
+      else
+        Mix.shell().info("following it; Ctrl-C detaches without cancelling")
+        follow!(task, conn, job["id"])
       end
-
-    Mix.shell().info("enqueued #{type} job #{job["id"]} on #{Client.describe(conn)}")
-
-    if opts[:detach] do
-      Mix.shell().info("detached; follow it with GET /api/jobs/#{job["id"]}")
-    else
-      Mix.shell().info("following it; Ctrl-C detaches without cancelling")
-      follow!(conn, job["id"])
+    after
+      stop_local(local_sup)
     end
   end
 
-  defp follow!(conn, id) do
+  defp follow!(task, conn, id) do
     {:ok, printed} = Agent.start_link(fn -> nil end)
+    bar? = IO.ANSI.enabled?()
 
     result =
       Client.follow(conn, id, fn job ->
-        print_log_line(job, printed)
-        IO.write("\r\e[K" <> ProgressBar.render(job))
+        print_log_line(job, printed, bar?)
+        if bar?, do: IO.write("\r\e[K" <> ProgressBar.render(job))
       end)
 
-    IO.write("\n")
+    Agent.stop(printed)
+    if bar?, do: IO.write("\n")
 
     case result do
-      {:ok, %{"state" => "succeeded"}} ->
+      {:ok, %{"state" => "succeeded"} = job} ->
         Mix.shell().info("job #{id} succeeded")
+        job
 
       {:ok, %{"state" => state} = job} ->
-        Mix.raise("job #{id} #{state}: #{job["error"] || "no reason recorded"}")
+        Mix.raise("mix #{task}: job #{id} #{state}: #{job["error"] || "no reason recorded"}")
 
       {:error, message} ->
-        Mix.raise(message)
+        Mix.raise("mix #{task}: #{message}")
     end
   end
 
-  # LOG events (stage started, gate verdict) get a line of their own above the bar.
-  defp print_log_line(%{"progress" => %{"kind" => "LOG", "message" => message}}, printed)
+  # LOG events (a scraped package, a stage started, a gate verdict) get a
+  # line of their own above the bar; a job seen twice prints its line once.
+  defp print_log_line(%{"progress" => %{"kind" => "LOG", "message" => message}}, printed, bar?)
        when is_binary(message) and message != "" do
     if Agent.get_and_update(printed, &{&1, message}) != message,
-      do: IO.write("\r\e[K" <> message <> "\n")
+      do: IO.write(if(bar?, do: "\r\e[K", else: "") <> message <> "\n")
   end
 
-  defp print_log_line(_job, _printed), do: :ok
+  defp print_log_line(_job, _printed, _bar?), do: :ok
 
-  defp start_local do
+  # No host answered: run the queue here, with only what the job needs. The
+  # application starts without its services, so no web server or default
+  # worker comes up for a scrape.
+  defp start_local(task, worker?) do
+    Application.put_env(:devstral_elixir, :start_services, false)
     Mix.Task.run("app.start")
 
-    # The host's supervision tree normally runs the queue; start one if it did not.
     if GenServer.whereis(Queue) == nil do
-      children = [Events, {Queue, []}]
-      {:ok, _} = Supervisor.start_link(children, strategy: :rest_for_one)
+      config =
+        try do
+          DevstralElixir.Config.load()
+        rescue
+          error in DevstralElixir.Config.Error ->
+            Mix.raise("mix #{task}: configuration error: #{error.message}")
+        end
+
+      children = DevstralElixir.Application.job_services(config, worker: worker?)
+      {:ok, sup} = Supervisor.start_link(children, strategy: :rest_for_one)
+      # Unlinked, so stopping it at the end does not take this process along.
+      Process.unlink(sup)
+      Process.put({__MODULE__, :local}, sup)
     end
 
     :ok
   end
 
-  defp http_port do
-    case Integer.parse(System.get_env("HTTP_PORT", "4000")) do
-      {port, ""} when port in 1..65_535 -> port
-      _ -> Mix.raise("HTTP_PORT must be an integer from 1 to 65535")
-    end
+  defp stop_local(nil), do: :ok
+
+  # The task is over: the queue started for it goes, and so does Mnesia, so
+  # the same BEAM can later open another data directory.
+  defp stop_local(sup) do
+    Process.delete({__MODULE__, :local})
+    Supervisor.stop(sup)
+    :stopped = :mnesia.stop()
+    :ok
   end
 
-  defp expand_if_path(value) do
-    if String.starts_with?(value, ["/", ".", "~"]) or File.exists?(value),
-      do: Path.expand(value),
-      else: value
+  defp http_port(task) do
+    case Integer.parse(System.get_env("HTTP_PORT", "4000")) do
+      {port, ""} when port in 1..65_535 -> port
+      _ -> Mix.raise("mix #{task}: HTTP_PORT must be an integer from 1 to 65535")
+    end
   end
 end

@@ -103,50 +103,57 @@ defmodule DevstralElixir.Jobs.Client do
   @doc """
   Calls `on_update` with the job (as JSON) whenever it changes, until it
   reaches a final state, and returns it then. Remote jobs are polled every
-  `interval` ms; local ones are followed through `DevstralElixir.Jobs.Events`.
+  `interval` ms; local ones are followed through `DevstralElixir.Jobs.Events`,
+  where every progress event the runner reports is seen (as the job with
+  that `"progress"`), not only the latest.
   """
   @spec follow(conn(), Job.id(), (map() -> any()), pos_integer()) ::
           {:ok, map()} | {:error, String.t()}
   def follow(conn, id, on_update, interval \\ 1_000) do
-    with {:local, _queue, events} <- conn, do: Events.subscribe(id, events)
-    follow_loop(conn, id, on_update, interval, nil)
-  end
+    case conn do
+      {:local, _queue, events} ->
+        # Subscribed before the first read, so no event falls between the two.
+        Events.subscribe(id, events)
 
-  defp follow_loop(conn, id, on_update, interval, last) do
-    case get(conn, id) do
-      {:ok, job} ->
-        if job != last, do: on_update.(job)
-
-        if final?(job) do
-          {:ok, job}
-        else
-          wait_for_change(conn, id, interval)
-          follow_loop(conn, id, on_update, interval, job)
+        try do
+          with {:ok, job} <- get(conn, id), do: next(conn, id, on_update, interval, nil, job)
+        after
+          # The registry links its subscribers: unlinked, they outlive a local queue.
+          Events.unsubscribe(id, events)
         end
 
-      {:error, _} = error ->
-        error
+      {:http, _base, _token} ->
+        with {:ok, job} <- get(conn, id), do: next(conn, id, on_update, interval, nil, job)
     end
   end
 
-  # Locally, any event for the job means "look again"; remotely there are no
-  # events, so this is the polling interval.
-  defp wait_for_change({:local, _queue, _events}, id, interval) do
+  defp follow_loop({:http, _base, _token} = conn, id, on_update, interval, last) do
+    Process.sleep(interval)
+
+    with {:ok, job} <- get(conn, id), do: next(conn, id, on_update, interval, last, job)
+  end
+
+  defp follow_loop({:local, _queue, _events} = conn, id, on_update, interval, last) do
     receive do
-      {Events, ^id, _event} -> flush(id)
+      {Events, ^id, {:progress, progress}} ->
+        job = Map.put(last, "progress", Job.json_safe(progress))
+        on_update.(job)
+        follow_loop(conn, id, on_update, interval, job)
+
+      {Events, ^id, {:state, %Job{} = state}} ->
+        # The stored progress may lag the events already shown; keep the newest.
+        job = Map.put(Job.to_json(state), "progress", last["progress"])
+        next(conn, id, on_update, interval, last, job)
     after
-      interval -> :ok
+      # A safety net should an event be lost: look at the stored job.
+      interval ->
+        with {:ok, job} <- get(conn, id), do: next(conn, id, on_update, interval, last, job)
     end
   end
 
-  defp wait_for_change({:http, _base, _token}, _id, interval), do: Process.sleep(interval)
-
-  defp flush(id) do
-    receive do
-      {Events, ^id, _event} -> flush(id)
-    after
-      0 -> :ok
-    end
+  defp next(conn, id, on_update, interval, last, job) do
+    if job != last, do: on_update.(job)
+    if final?(job), do: {:ok, job}, else: follow_loop(conn, id, on_update, interval, job)
   end
 
   defp final?(%{"state" => state}), do: state in ["succeeded", "failed", "cancelled"]

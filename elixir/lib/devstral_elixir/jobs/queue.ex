@@ -41,8 +41,11 @@ defmodule DevstralElixir.Jobs.Queue do
     * `:data_dir` - default `DevstralElixir.Config.data_dir/0` (`DATA_DIR`)
     * `:task_supervisor` - default `DevstralElixir.TaskSupervisor`
     * `:events` - the events registry, default `DevstralElixir.Jobs.Events`
-    * `:runners` - `%{type => module}`, merged over the built-in runners and
-      the `:job_runners` application environment
+    * `:runners` - `%{type => module}`, the runner of each job type (see
+      `DevstralElixir.Jobs.Runner`), merged over the `:job_runners`
+      application environment; the application passes
+      `DevstralElixir.Application.job_runners/0`. A job type without a
+      runner is refused at enqueue
     * `:limit` - jobs running at once, default 4
     * `:resource_limits` - `%{resource => n}`; unlisted resources allow 1
     * `:max_attempts` - default for jobs that do not set it, 3
@@ -54,13 +57,6 @@ defmodule DevstralElixir.Jobs.Queue do
   require Logger
 
   alias DevstralElixir.Jobs.{Events, Job, Lock, Store}
-
-  @builtin_runners %{
-    scrape: DevstralElixir.Scrape.JobRunner,
-    build_dataset: DevstralElixir.Dataset.BuildRunner,
-    curriculum: DevstralElixir.Curriculum.Runner,
-    train_stage: DevstralElixir.Curriculum.StageRunner
-  }
 
   # Marks a task process as running a job's attempt (see orphaned_task?/1).
   @task_key :devstral_job_id
@@ -116,7 +112,8 @@ defmodule DevstralElixir.Jobs.Queue do
   end
 
   @doc """
-  Enqueues a job of `type` (an atom or its name) with `args`. Options:
+  Enqueues a job of `type` (an atom or its name) with `args`; a type without
+  a registered runner is refused with a message listing those that have one. Options:
   `:priority` (0..9, default 0, lower runs first), `:max_attempts`,
   `:resource` (default: the runner's `resource/1`), `:parent_id`,
   `:scheduled_at`. The runner's `validate_args/1`, when it has one, runs in
@@ -127,10 +124,9 @@ defmodule DevstralElixir.Jobs.Queue do
   def enqueue(server, type, args, opts \\ []) do
     opts = Keyword.validate!(opts, @enqueue_opts)
 
-    with {:ok, type} <- parse_type(type),
+    with {:ok, type, runner} <- GenServer.call(server, {:runner, type}),
          :ok <- check_args(args),
          :ok <- check_enqueue_opts(opts),
-         {:ok, runner} <- GenServer.call(server, {:runner, type}),
          :ok <- validate_args(runner, args) do
       opts = Keyword.put_new_lazy(opts, :resource, fn -> default_resource(runner, args) end)
       GenServer.call(server, {:enqueue, type, args, opts})
@@ -184,10 +180,8 @@ defmodule DevstralElixir.Jobs.Queue do
     Process.flag(:trap_exit, true)
     data_dir = Path.expand(opts[:data_dir] || DevstralElixir.Config.data_dir())
 
-    runners =
-      @builtin_runners
-      |> Map.merge(Application.get_env(:devstral_elixir, :job_runners, %{}))
-      |> Map.merge(opts[:runners])
+    # The queue knows no job types of its own: whoever starts it registers them.
+    runners = Map.merge(Application.get_env(:devstral_elixir, :job_runners, %{}), opts[:runners])
 
     state = %__MODULE__{
       name: opts[:name],
@@ -221,8 +215,18 @@ defmodule DevstralElixir.Jobs.Queue do
   end
 
   @impl true
-  def handle_call({:runner, type}, _from, state) do
-    {:reply, runner_for(state, type), state}
+  def handle_call({:runner, name}, _from, state) do
+    reply =
+      with {:ok, type} <- Job.parse_type(name),
+           true <- Map.has_key?(state.runners, type),
+           {:ok, runner} <- runner_for(state, type) do
+        {:ok, type, runner}
+      else
+        {:error, _message} = error -> error
+        _unknown -> {:error, "type must be one of #{known_types(state)}, got #{inspect(name)}"}
+      end
+
+    {:reply, reply, state}
   end
 
   def handle_call({:enqueue, type, args, opts}, _from, state) do
@@ -570,10 +574,11 @@ defmodule DevstralElixir.Jobs.Queue do
           else: {:error, "the runner #{inspect(runner)} for #{type} jobs is not available"}
 
       :error ->
-        registered = state.runners |> Map.keys() |> Enum.sort() |> Enum.join(", ")
-        {:error, "no runner is registered for #{type} jobs (registered: #{registered})"}
+        {:error, "no runner is registered for #{type} jobs (registered: #{known_types(state)})"}
     end
   end
+
+  defp known_types(state), do: state.runners |> Map.keys() |> Enum.sort() |> Enum.join(", ")
 
   defp validate_args(runner, args) do
     if function_exported?(runner, :validate_args, 1), do: runner.validate_args(args), else: :ok
@@ -581,17 +586,6 @@ defmodule DevstralElixir.Jobs.Queue do
 
   defp default_resource(runner, args) do
     if function_exported?(runner, :resource, 1), do: runner.resource(args), else: nil
-  end
-
-  defp parse_type(type) do
-    case Job.parse_type(type) do
-      {:ok, type} ->
-        {:ok, type}
-
-      :error ->
-        known = Enum.map_join(Job.types(), ", ", &Atom.to_string/1)
-        {:error, "type must be one of #{known}, got #{inspect(type)}"}
-    end
   end
 
   defp check_args(args) when is_map(args), do: :ok

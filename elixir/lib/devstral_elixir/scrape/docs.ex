@@ -11,7 +11,7 @@ defmodule DevstralElixir.Scrape.Docs do
   with reason `:no_docs`. A rerun skips applications already in the manifest.
   """
 
-  alias DevstralElixir.Scrape.{Paths, Progress, Runner, Workspace}
+  alias DevstralElixir.Scrape.{Batch, Paths, Progress, Workspace}
   alias DevstralElixir.Scrape.Docs.Markdown
 
   @elixir_apps [:elixir, :eex, :ex_unit, :iex, :logger, :mix]
@@ -49,7 +49,7 @@ defmodule DevstralElixir.Scrape.Docs do
       end
 
     summary =
-      Runner.run(items, &app(&1, ctx),
+      Batch.run(items, &app(&1, ctx),
         source: "docs",
         out: out,
         concurrency: opts[:concurrency],
@@ -57,7 +57,7 @@ defmodule DevstralElixir.Scrape.Docs do
         label: &{to_string(&1.app), &1.vsn}
       )
 
-    Runner.finish(
+    Batch.finish(
       summary,
       progress,
       Enum.map(unknown, &"#{&1} is not an installed Elixir or OTP application")

@@ -17,13 +17,13 @@ defmodule DevstralElixir.Scrape.GitHub do
   """
 
   alias DevstralElixir.Scrape.{
+    Batch,
     Http,
     Licenses,
     Limiter,
     Manifest,
     Paths,
     Progress,
-    Runner,
     SafeTar,
     Workspace
   }
@@ -118,7 +118,7 @@ defmodule DevstralElixir.Scrape.GitHub do
       {repos, errors} = Search.collect(search, opts)
 
       summary =
-        Runner.run(repos, &repository(&1, ctx),
+        Batch.run(repos, &repository(&1, ctx),
           source: "github",
           out: out,
           concurrency: opts[:concurrency],
@@ -126,7 +126,7 @@ defmodule DevstralElixir.Scrape.GitHub do
           label: &{to_string(&1["full_name"]), nil}
         )
 
-      Runner.finish(summary, progress, errors)
+      Batch.finish(summary, progress, errors)
     after
       Limiter.stop(search_limiter)
       Limiter.stop(core_limiter)

@@ -20,12 +20,12 @@ defmodule DevstralElixir.Scrape.Hex do
   """
 
   alias DevstralElixir.Scrape.{
+    Batch,
     Http,
     Licenses,
     Limiter,
     Paths,
     Progress,
-    Runner,
     SafeTar,
     Workspace
   }
@@ -104,7 +104,7 @@ defmodule DevstralElixir.Scrape.Hex do
 
   @doc """
   Runs a Hex scrape and returns its summary (see
-  `DevstralElixir.Scrape.Runner.empty_summary/2`); `progress` receives each
+  `DevstralElixir.Scrape.Batch.empty_summary/2`); `progress` receives each
   package outcome and then the summary.
   """
   @spec run(keyword(), Progress.fun()) :: map()
@@ -120,7 +120,7 @@ defmodule DevstralElixir.Scrape.Hex do
       {candidates, errors} = Listing.list(api, opts)
 
       summary =
-        Runner.run(candidates, &package(&1, ctx),
+        Batch.run(candidates, &package(&1, ctx),
           source: "hex",
           out: out,
           concurrency: opts[:concurrency],
@@ -128,7 +128,7 @@ defmodule DevstralElixir.Scrape.Hex do
           label: &{to_string(&1["name"]), nil}
         )
 
-      Runner.finish(summary, progress, errors)
+      Batch.finish(summary, progress, errors)
     after
       Limiter.stop(limiter)
     end

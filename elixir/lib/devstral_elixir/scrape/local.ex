@@ -15,11 +15,11 @@ defmodule DevstralElixir.Scrape.Local do
   """
 
   alias DevstralElixir.Scrape.{
+    Batch,
     KeepList,
     Licenses,
     Paths,
     Progress,
-    Runner,
     SafeTar,
     Workspace
   }
@@ -49,7 +49,7 @@ defmodule DevstralElixir.Scrape.Local do
     ctx = %{opts: opts, out: out, index: Workspace.open!(out)}
 
     summary =
-      Runner.run(paths, &ingest(Path.expand(&1), ctx),
+      Batch.run(paths, &ingest(Path.expand(&1), ctx),
         source: "local",
         out: out,
         concurrency: opts[:concurrency],
@@ -57,7 +57,7 @@ defmodule DevstralElixir.Scrape.Local do
         label: &{to_string(&1), nil}
       )
 
-    Runner.finish(summary, progress)
+    Batch.finish(summary, progress)
   end
 
   defp ingest(path, ctx) do

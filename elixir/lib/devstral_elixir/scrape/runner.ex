@@ -1,161 +1,154 @@
 defmodule DevstralElixir.Scrape.Runner do
   @moduledoc """
-  Runs the per-package work of a scrape: concurrently and bounded
-  (`Task.async_stream/3` with `max_concurrency`), reporting each outcome to
-  the progress function, logging why packages were rejected, recording
-  skips in `skipped.jsonl` and adding everything up into the summary.
+  The `:scrape` job: runs one scraper (`DevstralElixir.Scrape.Hex`,
+  `GitHub`, `Local` or `Docs`) from the job queue. The `mix scrape.*` tasks
+  enqueue it (`args/3` turns their options into its args).
 
-  The work function returns one outcome or a list of them:
-    * `{:ok, %{name, version, files, bytes, downloaded}}` (the package is
-      already published and in the manifest);
-    * `{:skipped, %{name, version, reason, detail}}`;
-    * `{:rejected, %{name, version, reason, detail}}` (optionally with
-      `downloaded` bytes).
-  An exception in the work function rejects that package alone
-  (reason `:internal`). The tasks are linked to the caller, so killing the
-  caller stops them too.
+  Args (JSON): `"source"` (`"hex"`, `"github"`, `"local"` or `"docs"`),
+  `"paths"` (local only: a non-empty list of directories), and any option
+  of that scraper by name (`"out"`, `"limit"`, `"licenses"`, dates as
+  `"YYYY-MM-DD"`, ...). Options left out keep the scraper's defaults, which
+  read the environment of the process running the job (`DATA_DIR`,
+  `HEX_API_URL`, `HEX_MIRROR`, `GITHUB_TOKEN`). The token is never a job
+  arg: job args are shown by the jobs API.
+
+  Each package outcome is reported as a `LOG` progress event whose message
+  is its `DevstralElixir.Scrape.Progress` line, with `step`/`total_steps`.
+  The result holds the counts, the run's `errors` and `"summary"`, the
+  summary line. A run that could not scrape anything at all (its listing
+  failed) fails the job without retries: the scrapers' HTTP client has
+  already retried. Scrapes are resumable, so a retried job skips what the
+  manifest already holds.
   """
+  @behaviour DevstralElixir.Jobs.Runner
 
-  require Logger
+  alias DevstralElixir.Jobs.Job
+  alias DevstralElixir.Scrape.{Docs, GitHub, Hex, Local, Progress}
 
-  alias DevstralElixir.Scrape.Workspace
+  @sources %{"hex" => Hex, "github" => GitHub, "local" => Local, "docs" => Docs}
 
-  @type outcome :: {:ok | :skipped | :rejected, map()}
-
-  @doc "A summary with nothing done yet."
-  @spec empty_summary(String.t(), Path.t()) :: map()
-  def empty_summary(source, out) do
-    %{
-      source: source,
-      out: out,
-      total: 0,
-      fetched: 0,
-      skipped: 0,
-      skipped_by: %{},
-      rejected: %{},
-      bytes: 0,
-      downloaded_bytes: 0,
-      failures: [],
-      errors: []
-    }
-  end
+  # Options a job may not set: the token is a secret, `http` is for tests.
+  @internal [:token, :http]
+  @dates [:updated_since, :pushed_since]
 
   @doc """
-  Runs `work` over `items`. Options: `source`, `out`, `concurrency`,
-  `progress` (a `DevstralElixir.Scrape.Progress.fun()`), `label` (item ->
-  `{name, version}`, for reporting a crash), `summary` (to start from).
+  The job args for a scrape of `source` with the scraper options `opts`
+  (and, for `"local"`, the directories `paths`): JSON-shaped, with paths
+  expanded here, since a host may run the job in another directory.
   """
-  @spec run(Enumerable.t(), (term() -> outcome() | [outcome()]), keyword()) :: map()
-  def run(items, work, opts) do
-    opts =
-      Keyword.validate!(opts, [
-        :source,
-        :out,
-        :progress,
-        :summary,
-        concurrency: 4,
-        label: &default_label/1
-      ])
-
-    items = Enum.to_list(items)
-    total = length(items)
-    summary = %{(opts[:summary] || empty_summary(opts[:source], opts[:out])) | total: total}
-
-    items
-    |> Enum.with_index(1)
-    |> Task.async_stream(fn {item, _} -> guarded(work, item, opts[:label]) end,
-      max_concurrency: opts[:concurrency],
-      ordered: false,
-      timeout: :infinity
+  @spec args(String.t(), keyword(), [Path.t()] | nil) :: map()
+  def args(source, opts, paths \\ nil) do
+    opts
+    |> Map.new(fn {key, value} -> {Atom.to_string(key), arg(key, value)} end)
+    |> Map.put("source", source)
+    |> then(
+      &if paths, do: Map.put(&1, "paths", Enum.map(paths, fn p -> Path.expand(p) end)), else: &1
     )
-    |> Enum.reduce({summary, 0}, fn {:ok, outcomes}, {summary, index} ->
-      index = index + 1
-      summary = Enum.reduce(List.wrap(outcomes), summary, &report(&1, index, total, &2, opts))
-      {summary, index}
-    end)
-    |> elem(0)
-    |> Map.update!(:failures, &Enum.reverse/1)
   end
 
-  @doc """
-  Ends a scrape: puts the run's own `errors` (a failed listing, unknown
-  names) into `summary`, reports it to `progress` as `{:done, summary}` and
-  returns it.
-  """
-  @spec finish(map(), DevstralElixir.Scrape.Progress.fun(), [String.t()]) :: map()
-  def finish(summary, progress, errors \\ []) do
-    summary = %{summary | errors: errors}
-    progress.({:done, summary})
-    summary
-  end
+  defp arg(key, path) when key in [:out, :hex_manifest] and is_binary(path), do: Path.expand(path)
+  defp arg(_key, %Date{} = date), do: Date.to_iso8601(date)
+  defp arg(_key, value), do: value
 
-  defp default_label(item), do: {inspect(item), nil}
-
-  defp guarded(work, item, label) do
-    work.(item)
+  @impl true
+  def validate_args(args) do
+    with {:ok, scraper, opts} <- options(args) do
+      _ = scraper.options(opts)
+      :ok
+    end
   rescue
-    exception ->
-      detail = Exception.format(:error, exception, __STACKTRACE__) |> String.slice(0, 2000)
-      internal(label, item, detail)
-  catch
-    kind, reason -> internal(label, item, inspect({kind, reason}, limit: 20))
+    error in ArgumentError -> {:error, "scrape #{args["source"]}: #{Exception.message(error)}"}
   end
 
-  defp internal(label, item, detail) do
-    {name, version} =
-      try do
-        label.(item)
-      rescue
-        _ -> {inspect(item, limit: 5, printable_limit: 100), nil}
-      end
+  @impl true
+  def run(%Job{args: args}, report) do
+    with :ok <- validate_args(args),
+         {:ok, scraper, opts} <- options(args) do
+      for app <- [:crypto, :public_key, :ssl, :inets],
+          do: {:ok, _} = Application.ensure_all_started(app)
 
-    {:rejected, %{name: name, version: version, reason: :internal, detail: detail}}
-  end
+      progress = fn event -> report_event(event, report) end
 
-  defp report({status, info}, index, total, summary, opts) do
-    event = Map.merge(info, %{index: index, total: total, status: status})
-    opts[:progress].({:package, event})
-    downloaded = Map.get(info, :downloaded, 0)
-    summary = %{summary | downloaded_bytes: summary.downloaded_bytes + downloaded}
+      summary =
+        if scraper == Local,
+          do: Local.run(args["paths"], opts, progress),
+          else: scraper.run(opts, progress)
 
-    case status do
-      :ok ->
-        %{summary | fetched: summary.fetched + 1, bytes: summary.bytes + info.bytes}
-
-      :skipped ->
-        if info.reason != :already_fetched, do: record(opts[:out], "skipped", info)
-
-        %{
-          summary
-          | skipped: summary.skipped + 1,
-            skipped_by: Map.update(summary.skipped_by, info.reason, 1, &(&1 + 1))
-        }
-
-      :rejected ->
-        Logger.warning(
-          "#{opts[:source]}: rejected #{info.name} #{info.version}: #{info.reason}: #{info.detail}"
-        )
-
-        record(opts[:out], "rejected", info)
-
-        failure = Map.take(info, [:name, :version, :reason, :detail])
-
-        %{
-          summary
-          | rejected: Map.update(summary.rejected, info.reason, 1, &(&1 + 1)),
-            failures: [failure | summary.failures]
-        }
+      outcome(summary)
+    else
+      {:error, message} -> {:discard, message}
     end
   end
 
-  defp record(out, status, info) do
-    Workspace.record_skip(out, %{
-      "name" => info.name,
-      "version" => info.version,
-      "status" => status,
-      "reason" => Atom.to_string(info.reason),
-      "detail" => Map.get(info, :detail),
-      "at" => Workspace.now()
+  defp options(%{"source" => source} = args) when is_map_key(@sources, source) do
+    scraper = @sources[source]
+    known = scraper.options([]) |> Keyword.keys() |> Kernel.--(@internal)
+    names = Map.new(known, &{Atom.to_string(&1), &1})
+    given = Map.drop(args, ["source", "paths"])
+
+    case Enum.reject(Map.keys(given), &Map.has_key?(names, &1)) do
+      [] ->
+        with :ok <- check_paths(source, args["paths"]) do
+          {:ok, scraper, Enum.map(given, fn {name, value} -> option(names[name], value) end)}
+        end
+
+      unknown ->
+        {:error,
+         "scrape #{source}: unknown option(s) #{Enum.join(Enum.sort(unknown), ", ")}; " <>
+           "known: #{known |> Enum.map(&Atom.to_string/1) |> Enum.sort() |> Enum.join(", ")}"}
+    end
+  end
+
+  defp options(args) do
+    {:error,
+     "source must be one of #{@sources |> Map.keys() |> Enum.sort() |> Enum.join(", ")}, " <>
+       "got #{inspect(args["source"])}"}
+  end
+
+  defp check_paths("local", [_ | _] = paths) do
+    if Enum.all?(paths, &is_binary/1),
+      do: :ok,
+      else: {:error, "scrape local: \"paths\" must be a list of directories"}
+  end
+
+  defp check_paths("local", _paths),
+    do: {:error, "a local scrape needs \"paths\", a non-empty list of directories"}
+
+  defp check_paths(source, nil) when source != "local", do: :ok
+  defp check_paths(source, _paths), do: {:error, "scrape #{source}: \"paths\" is for local only"}
+
+  defp option(key, value) when key in @dates and is_binary(value) do
+    case Date.from_iso8601(value) do
+      {:ok, date} ->
+        {key, date}
+
+      {:error, _} ->
+        raise ArgumentError, "#{key} must be a date like 2024-01-31, got #{inspect(value)}"
+    end
+  end
+
+  defp option(key, value), do: {key, value}
+
+  defp report_event({:package, event}, report) do
+    report.(%{
+      "kind" => "LOG",
+      "phase" => "scrape",
+      "message" => Progress.format(event),
+      "step" => event.index,
+      "total_steps" => event.total
     })
+  end
+
+  # The summary is the job's result; the CLI prints it from there.
+  defp report_event({:done, _summary}, _report), do: :ok
+
+  defp outcome(%{errors: [_ | _] = errors, total: 0}),
+    do: {:discard, "nothing was scraped: #{Enum.join(errors, "; ")}"}
+
+  defp outcome(summary) do
+    {:ok,
+     summary
+     |> Map.take([:source, :out, :total, :fetched, :skipped, :rejected, :bytes, :errors])
+     |> Map.put(:summary, Progress.format_summary(summary))}
   end
 end

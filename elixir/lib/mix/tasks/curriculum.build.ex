@@ -22,65 +22,60 @@ defmodule Mix.Tasks.Curriculum.Build do
   Output: `OUT/stage{1,2,3}/{train,eval}.jsonl`, `OUT/manifest.json` and
   `OUT/REPORT.md`. Bad input (a missing directory, a broken manifest, a
   malformed config) is reported before any work starts.
+
+    * `--priority 0..9`, `--detach` - the job's priority; enqueue and return at once
+
+  The build runs as a `:build_dataset` job (`DevstralElixir.Dataset.BuildRunner`):
+  on the host answering on `127.0.0.1:$HTTP_PORT` when there is one, else in
+  this process with its own Python worker. Ctrl-C detaches without
+  cancelling it.
   """
   use Mix.Task
 
   alias DevstralElixir.Dataset.Build
-  alias DevstralElixir.Proto.JobEvent
-  alias DevstralElixir.Worker
+  alias DevstralElixir.Jobs.CLI
 
+  @task "curriculum.build"
   @switches [input: :keep, out: :string, config: :string, seed: :integer, eval_file: :keep]
 
   @impl Mix.Task
   def run(argv) do
-    {opts, rest, invalid} = OptionParser.parse(argv, strict: @switches)
+    flags = CLI.parse_flags!(@task, argv, @switches ++ CLI.job_switches())
+    inputs = Keyword.get_values(flags, :input)
+    eval_files = Keyword.get_values(flags, :eval_file)
 
-    if invalid != [],
-      do: Mix.raise("mix curriculum.build: invalid option #{elem(hd(invalid), 0)}")
+    # Checked here too, so bad input fails before a job exists.
+    try do
+      Build.request!(
+        inputs: inputs,
+        out: flags[:out],
+        config: flags[:config],
+        seed: flags[:seed] || 0,
+        eval_files: eval_files
+      )
+    rescue
+      error in ArgumentError -> Mix.raise("mix #{@task}: #{error.message}")
+    end
 
-    if rest != [], do: Mix.raise("mix curriculum.build: unexpected argument #{inspect(hd(rest))}")
+    args =
+      CLI.given(
+        inputs: Enum.map(inputs, &Path.expand/1),
+        out: Path.expand(flags[:out]),
+        config: flags[:config] && Path.expand(flags[:config]),
+        seed: flags[:seed],
+        eval_files: Enum.map(eval_files, &Path.expand/1)
+      )
+      |> Map.new(fn {key, value} -> {Atom.to_string(key), value} end)
 
-    request =
-      try do
-        Build.request!(
-          inputs: Keyword.get_values(opts, :input),
-          out: opts[:out],
-          config: opts[:config],
-          seed: opts[:seed] || 0,
-          eval_files: Keyword.get_values(opts, :eval_file)
-        )
-      rescue
-        error in ArgumentError -> Mix.raise("mix curriculum.build: #{error.message}")
-      end
-
-    # Only the code and config: starting the application would boot the host's
-    # own worker and HTTP server, which this task does not need.
-    Mix.Task.run("app.config")
-    {:ok, _} = Application.ensure_all_started(:crypto)
-    Mix.shell().info("starting the Python worker...")
-    worker = Worker.Local.start!()
-
-    case Build.run(worker, request, &print/1) do
-      {:ok, done} ->
-        Mix.shell().info("\ndataset written to #{done.artifact_path || request.out_dir}")
-        summary(done)
-
-      {:error, message} ->
-        Mix.raise("mix curriculum.build: #{message}")
+    case CLI.run_job!(@task, :build_dataset, args, Keyword.put(flags, :worker, true)) do
+      nil -> :ok
+      %{"result" => result} -> summary(result)
     end
   end
 
-  defp print(%JobEvent{kind: :LOG, message: message}), do: Mix.shell().info("\n" <> message)
+  defp summary(%{"out" => out, "metrics" => metrics}) do
+    Mix.shell().info("dataset written to #{out}")
 
-  defp print(%JobEvent{kind: :PROGRESS} = event) do
-    steps = if event.total_steps > 0, do: " #{event.step}/#{event.total_steps}", else: ""
-    eta = if event.eta_ms > 0, do: "  eta #{div(event.eta_ms, 1000)}s", else: ""
-    IO.write(:stdio, "\r\e[2K[#{event.phase}]#{steps} #{event.message}#{eta}")
-  end
-
-  defp print(_event), do: :ok
-
-  defp summary(%JobEvent{metrics: metrics}) do
     for {name, value} <- Enum.sort(metrics) do
       Mix.shell().info("  #{name}: #{format(value)}")
     end

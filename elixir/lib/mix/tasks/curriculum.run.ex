@@ -25,20 +25,23 @@ defmodule Mix.Tasks.Curriculum.Run do
 
   When a host answers on `127.0.0.1:$HTTP_PORT`, the job goes to it over the
   JSON API (the admin token comes from `ADMIN_TOKEN` or `DATA_DIR/admin_token`).
-  Otherwise the application starts in this process and runs the job itself.
-  Ctrl-C detaches without cancelling the job.
+  Otherwise the queue and the Python worker start in this process and run
+  the job here (see `DevstralElixir.Jobs.CLI`). Ctrl-C detaches without
+  cancelling the job.
   """
 
   use Mix.Task
 
-  alias DevstralElixir.Jobs.Cli
+  alias DevstralElixir.Jobs.{CLI, CurriculumArgs}
 
   @impl true
   def run(argv) do
-    opts = Cli.parse!("curriculum.run", argv)
+    task = "curriculum.run"
+    flags = CLI.parse_flags!(task, argv, CurriculumArgs.switches() ++ CLI.job_switches())
     Mix.Task.run("app.config")
-    args = Cli.args(opts)
-    Cli.check_args!(args, false)
-    Cli.run_job!(:curriculum, args, opts)
+    args = CurriculumArgs.args(flags)
+    CurriculumArgs.check!(task, args, false)
+    CLI.run_job!(task, :curriculum, args, Keyword.put(flags, :worker, true))
+    :ok
   end
 end

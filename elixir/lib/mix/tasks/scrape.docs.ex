@@ -15,29 +15,33 @@ defmodule Mix.Tasks.Scrape.Docs do
     * `--out DIR` - output directory (default `DATA_DIR/raw/docs`)
     * `--apps A,B` - only these applications (default all installed)
     * `--concurrency N` - applications rendered in parallel (default 2)
+    * `--priority 0..9`, `--detach` - the job's priority; enqueue and return at once
+
+  The scrape runs as a `:scrape` job (`DevstralElixir.Scrape.Runner`): on the
+  host answering on `127.0.0.1:$HTTP_PORT` when there is one (its own
+  environment then supplies `DATA_DIR`, `HEX_API_URL`, `HEX_MIRROR` and
+  `GITHUB_TOKEN` for flags left out), else in this process. Ctrl-C detaches
+  without cancelling it.
   """
 
   use Mix.Task
 
-  alias DevstralElixir.Scrape.{CLI, Docs, Progress}
+  alias DevstralElixir.Jobs.CLI
+  alias DevstralElixir.Scrape.Command
 
   @switches [out: :string, apps: :string, concurrency: :integer]
 
   @impl Mix.Task
   def run(args) do
     task = "scrape.docs"
-    flags = CLI.parse_flags!(task, args, @switches)
+    flags = CLI.parse_flags!(task, args, @switches ++ CLI.job_switches())
 
-    opts =
-      CLI.given(
-        out: flags[:out],
-        apps: CLI.list(flags[:apps]),
-        concurrency: CLI.positive!(task, "--concurrency", flags[:concurrency])
-      )
+    opts = [
+      out: flags[:out],
+      apps: CLI.list(flags[:apps]),
+      concurrency: CLI.positive!(task, "--concurrency", flags[:concurrency])
+    ]
 
-    CLI.start!()
-    summary = Docs.run(opts, Progress.printer())
-    if summary.errors != [], do: Mix.raise("mix #{task}: #{Enum.join(summary.errors, "; ")}")
-    summary
+    Command.run!(task, "docs", opts, flags, strict: true)
   end
 end

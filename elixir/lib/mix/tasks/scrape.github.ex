@@ -28,11 +28,19 @@ defmodule Mix.Tasks.Scrape.Github do
     * `--requests-per-minute N` - other API requests (default 80)
     * `--max-bytes N`, `--max-file-bytes N`, `--max-files N` - extraction caps
       (defaults 128 MiB, 16 MiB, 20000)
+    * `--priority 0..9`, `--detach` - the job's priority; enqueue and return at once
+
+  The scrape runs as a `:scrape` job (`DevstralElixir.Scrape.Runner`): on the
+  host answering on `127.0.0.1:$HTTP_PORT` when there is one (its own
+  environment then supplies `DATA_DIR`, `HEX_API_URL`, `HEX_MIRROR` and
+  `GITHUB_TOKEN` for flags left out), else in this process. Ctrl-C detaches
+  without cancelling it.
   """
 
   use Mix.Task
 
-  alias DevstralElixir.Scrape.{CLI, GitHub, Progress}
+  alias DevstralElixir.Jobs.CLI
+  alias DevstralElixir.Scrape.Command
 
   @switches [
     out: :string,
@@ -50,7 +58,9 @@ defmodule Mix.Tasks.Scrape.Github do
   @impl Mix.Task
   def run(args) do
     task = "scrape.github"
-    flags = CLI.parse_flags!(task, args, @switches ++ CLI.cap_switches())
+
+    flags =
+      CLI.parse_flags!(task, args, @switches ++ Command.cap_switches() ++ CLI.job_switches())
 
     searches = CLI.positive!(task, "--searches-per-minute", flags[:searches_per_minute])
     requests = CLI.positive!(task, "--requests-per-minute", flags[:requests_per_minute])
@@ -59,22 +69,19 @@ defmodule Mix.Tasks.Scrape.Github do
       do: Mix.raise("mix #{task}: --min-stars must not be negative")
 
     opts =
-      CLI.given(
-        [
-          out: flags[:out],
-          api_url: flags[:api_url],
-          min_stars: flags[:min_stars],
-          pushed_since: CLI.date!(task, "--pushed-since", flags[:pushed_since]),
-          limit: CLI.positive!(task, "--limit", flags[:limit]),
-          licenses: CLI.list(flags[:licenses]),
-          hex_manifest: flags[:hex_manifest],
-          concurrency: CLI.positive!(task, "--concurrency", flags[:concurrency]),
-          search_interval_ms: searches && CLI.interval(searches),
-          core_interval_ms: requests && CLI.interval(requests)
-        ] ++ CLI.caps!(task, flags)
-      )
+      [
+        out: flags[:out],
+        api_url: flags[:api_url],
+        min_stars: flags[:min_stars],
+        pushed_since: CLI.date!(task, "--pushed-since", flags[:pushed_since]),
+        limit: CLI.positive!(task, "--limit", flags[:limit]),
+        licenses: CLI.list(flags[:licenses]),
+        hex_manifest: flags[:hex_manifest],
+        concurrency: CLI.positive!(task, "--concurrency", flags[:concurrency]),
+        search_interval_ms: searches && Command.interval(searches),
+        core_interval_ms: requests && Command.interval(requests)
+      ] ++ Command.caps!(task, flags)
 
-    CLI.start!()
-    CLI.finish!(task, GitHub.run(opts, Progress.printer()))
+    Command.run!(task, "github", opts, flags)
   end
 end

@@ -27,11 +27,19 @@ defmodule Mix.Tasks.Scrape.Hex do
     * `--max-bytes N` - cap on a package's uncompressed size (default 128 MiB)
     * `--max-file-bytes N` - cap on one file (default 16 MiB)
     * `--max-files N` - cap on a package's entries (default 20000)
+    * `--priority 0..9`, `--detach` - the job's priority; enqueue and return at once
+
+  The scrape runs as a `:scrape` job (`DevstralElixir.Scrape.Runner`): on the
+  host answering on `127.0.0.1:$HTTP_PORT` when there is one (its own
+  environment then supplies `DATA_DIR`, `HEX_API_URL`, `HEX_MIRROR` and
+  `GITHUB_TOKEN` for flags left out), else in this process. Ctrl-C detaches
+  without cancelling it.
   """
 
   use Mix.Task
 
-  alias DevstralElixir.Scrape.{CLI, Hex, Progress}
+  alias DevstralElixir.Jobs.CLI
+  alias DevstralElixir.Scrape.{Command, Hex}
 
   @switches [
     out: :string,
@@ -50,7 +58,9 @@ defmodule Mix.Tasks.Scrape.Hex do
   @impl Mix.Task
   def run(args) do
     task = "scrape.hex"
-    flags = CLI.parse_flags!(task, args, @switches ++ CLI.cap_switches())
+
+    flags =
+      CLI.parse_flags!(task, args, @switches ++ Command.cap_switches() ++ CLI.job_switches())
 
     sort = flags[:sort]
 
@@ -63,23 +73,20 @@ defmodule Mix.Tasks.Scrape.Hex do
     rate = CLI.positive!(task, "--requests-per-minute", flags[:requests_per_minute])
 
     opts =
-      CLI.given(
-        [
-          out: flags[:out],
-          api_url: flags[:api_url],
-          repo_url: flags[:repo_url],
-          limit: CLI.positive!(task, "--limit", flags[:limit]),
-          sort: sort,
-          min_downloads: flags[:min_downloads],
-          updated_since: CLI.date!(task, "--updated-since", flags[:updated_since]),
-          licenses: CLI.list(flags[:licenses]),
-          all_versions: flags[:all_versions],
-          concurrency: CLI.positive!(task, "--concurrency", flags[:concurrency]),
-          api_interval_ms: rate && CLI.interval(rate)
-        ] ++ CLI.caps!(task, flags)
-      )
+      [
+        out: flags[:out],
+        api_url: flags[:api_url],
+        repo_url: flags[:repo_url],
+        limit: CLI.positive!(task, "--limit", flags[:limit]),
+        sort: sort,
+        min_downloads: flags[:min_downloads],
+        updated_since: CLI.date!(task, "--updated-since", flags[:updated_since]),
+        licenses: CLI.list(flags[:licenses]),
+        all_versions: flags[:all_versions],
+        concurrency: CLI.positive!(task, "--concurrency", flags[:concurrency]),
+        api_interval_ms: rate && Command.interval(rate)
+      ] ++ Command.caps!(task, flags)
 
-    CLI.start!()
-    CLI.finish!(task, Hex.run(opts, Progress.printer()))
+    Command.run!(task, "hex", opts, flags)
   end
 end

@@ -17,11 +17,19 @@ defmodule Mix.Tasks.Scrape.Local do
     * `--concurrency N` - directories ingested in parallel (default 2)
     * `--max-bytes N`, `--max-file-bytes N`, `--max-files N` - caps on the
       kept files (defaults 128 MiB, 16 MiB, 20000)
+    * `--priority 0..9`, `--detach` - the job's priority; enqueue and return at once
+
+  The scrape runs as a `:scrape` job (`DevstralElixir.Scrape.Runner`): on the
+  host answering on `127.0.0.1:$HTTP_PORT` when there is one (its own
+  environment then supplies `DATA_DIR`, `HEX_API_URL`, `HEX_MIRROR` and
+  `GITHUB_TOKEN` for flags left out), else in this process. Ctrl-C detaches
+  without cancelling it.
   """
 
   use Mix.Task
 
-  alias DevstralElixir.Scrape.{CLI, Local, Progress}
+  alias DevstralElixir.Jobs.CLI
+  alias DevstralElixir.Scrape.Command
 
   @switches [
     out: :string,
@@ -32,21 +40,20 @@ defmodule Mix.Tasks.Scrape.Local do
   @impl Mix.Task
   def run(args) do
     task = "scrape.local"
-    {flags, paths} = CLI.parse!(task, args, @switches ++ CLI.cap_switches())
+
+    {flags, paths} =
+      CLI.parse!(task, args, @switches ++ Command.cap_switches() ++ CLI.job_switches())
 
     if paths == [],
       do: Mix.raise("mix #{task}: give at least one directory: mix #{task} PATH... [--out DIR]")
 
     opts =
-      CLI.given(
-        [
-          out: flags[:out],
-          license: flags[:license],
-          concurrency: CLI.positive!(task, "--concurrency", flags[:concurrency])
-        ] ++ CLI.caps!(task, flags)
-      )
+      [
+        out: flags[:out],
+        license: flags[:license],
+        concurrency: CLI.positive!(task, "--concurrency", flags[:concurrency])
+      ] ++ Command.caps!(task, flags)
 
-    CLI.start!()
-    CLI.finish!(task, Local.run(paths, opts, Progress.printer()))
+    Command.run!(task, "local", opts, flags, paths: paths)
   end
 end

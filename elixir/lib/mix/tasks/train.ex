@@ -17,15 +17,22 @@ defmodule Mix.Tasks.Train do
 
   use Mix.Task
 
-  alias DevstralElixir.Jobs.Cli
+  alias DevstralElixir.Jobs.{CLI, CurriculumArgs}
+
+  @switches [stage: :integer, init_adapter: :string]
 
   @impl true
   def run(argv) do
-    opts = Cli.parse!("train", argv, stage: :integer, init_adapter: :string)
-    if opts[:stage] == nil, do: Mix.raise("mix train: --stage N is required")
+    task = "train"
+
+    flags =
+      CLI.parse_flags!(task, argv, @switches ++ CurriculumArgs.switches() ++ CLI.job_switches())
+
+    if flags[:stage] == nil, do: Mix.raise("mix train: --stage N is required")
     Mix.Task.run("app.config")
-    args = Cli.args(opts)
-    Cli.check_args!(args, true)
-    Cli.run_job!(:train_stage, args, opts)
+    args = CurriculumArgs.args(flags)
+    CurriculumArgs.check!(task, args, true)
+    CLI.run_job!(task, :train_stage, args, Keyword.put(flags, :worker, true))
+    :ok
   end
 end

@@ -22,7 +22,14 @@ defmodule DevstralElixir.Curriculum.CurriculumJobTest do
 
     dir = tmp_dir("curriculum-job")
     # The real curriculum runners for both job types.
-    ctx = start_queue(dir, runners: %{train_stage: DevstralElixir.Curriculum.StageRunner})
+    ctx =
+      start_queue(dir,
+        runners: %{
+          curriculum: DevstralElixir.Curriculum.Runner,
+          train_stage: DevstralElixir.Curriculum.StageRunner
+        }
+      )
+
     Events.subscribe(:all, ctx.events)
     Map.put(ctx, :dir, dir)
   end

@@ -9,7 +9,7 @@ defmodule DevstralElixir.Web.JobsApiTest do
   @token "test-admin-token"
 
   setup do
-    ctx = start_queue(tmp_dir("api"))
+    ctx = start_queue(tmp_dir("api"), runners: %{curriculum: DevstralElixir.Curriculum.Runner})
     token = :"jobs_api_token_#{System.unique_integer([:positive])}"
     start_supervised!({AdminToken, name: token, token: @token, data_dir: nil})
     Events.subscribe(:all, ctx.events)
@@ -65,7 +65,7 @@ defmodule DevstralElixir.Web.JobsApiTest do
 
   test "POST /api/jobs creates a job: 201 with the job's JSON", ctx do
     # Over HTTP the args are JSON; the scripted runner would reject them, so
-    # use the built-in curriculum type with a config that does not exist.
+    # use the real curriculum runner with a config that does not exist.
     body = Json.encode(%{"type" => "curriculum", "args" => %{"config" => "/nonexistent.exs"}})
     {status, _headers, json} = call(ctx, "POST", "/api/jobs", body: body)
     assert status == 400

@@ -293,10 +293,13 @@ defmodule DevstralElixir.Jobs.QueueTest do
     end
 
     test "a type without a registered runner is rejected", ctx do
-      # The built-in runners cover every type but evaluate.
+      # The queue knows no types of its own: only those registered at start.
       restart_with(ctx, runners: %{scrape: DevstralElixir.Test.Jobs.ScriptedRunner})
-      assert {:error, message} = Queue.enqueue(ctx.queue, :evaluate, %{})
-      assert message =~ "evaluate"
+
+      for type <- [:evaluate, "curriculum"] do
+        assert {:error, message} = Queue.enqueue(ctx.queue, type, %{})
+        assert message == "type must be one of scrape, got #{inspect(type)}"
+      end
     end
   end
 

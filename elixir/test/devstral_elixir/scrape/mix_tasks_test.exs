@@ -3,8 +3,12 @@ defmodule DevstralElixir.Scrape.MixTasksTest do
   use ExUnit.Case, async: false
 
   import ExUnit.CaptureIO
+  import DevstralElixir.Test.Jobs.QueueHelpers, only: [start_queue: 2]
 
+  alias DevstralElixir.Jobs.{AdminToken, Queue}
   alias DevstralElixir.Scrape.Manifest
+  alias DevstralElixir.Test.Jobs.HttpStub
+  alias DevstralElixir.Web.JobsApi
   alias DevstralElixir.Test.Scrape.{FakeGitHub, FakeHex, HexFixtures, Tmp}
 
   @moduletag :capture_log
@@ -12,7 +16,18 @@ defmodule DevstralElixir.Scrape.MixTasksTest do
   setup do
     Mix.shell(Mix.Shell.Process)
     on_exit(fn -> Mix.shell(Mix.Shell.IO) end)
-    %{out: Path.join(Tmp.dir!(), "out")}
+
+    # Log lines only, as on a non-terminal: no progress bar drawn over them.
+    ansi = Application.get_env(:elixir, :ansi_enabled)
+    Application.put_env(:elixir, :ansi_enabled, false)
+    on_exit(fn -> Application.put_env(:elixir, :ansi_enabled, ansi) end)
+
+    # No host answers on HTTP_PORT, so each task runs its job in this process,
+    # on a queue in a data directory of its own.
+    tmp = Tmp.dir!()
+    :stopped = :mnesia.stop()
+    put_env(%{"HTTP_PORT" => Integer.to_string(closed_port()), "DATA_DIR" => tmp})
+    %{out: Path.join(tmp, "out"), data_dir: tmp}
   end
 
   test "bad flags are refused with the flag named" do
@@ -105,10 +120,79 @@ defmodule DevstralElixir.Scrape.MixTasksTest do
     output = capture_io(fn -> Mix.Tasks.Scrape.Local.run([sample, "--out", out]) end)
     assert output =~ ~r"^\[1/1\] sample [0-9a-f]{12} ok 6 files$"m
     assert output =~ "local: fetched 1"
+    assert_received {:mix_shell, :info, ["enqueued scrape job " <> enqueued]}
+    assert enqueued =~ "on a queue in this process (no host answered)"
+
+    # The task's queue is gone with the task.
+    assert GenServer.whereis(DevstralElixir.Jobs.Queue) == nil
 
     docs = Path.join(out, "docs")
     output = capture_io(fn -> Mix.Tasks.Scrape.Docs.run(["--apps", "eex", "--out", docs]) end)
     assert output =~ ~r"^\[1/1\] eex \S+ ok \d+ files$"m
+
+    error =
+      assert_raise Mix.Error, fn ->
+        capture_io(fn -> Mix.Tasks.Scrape.Docs.run(["--apps", "eex,nope", "--out", docs]) end)
+      end
+
+    assert error.message =~ "mix scrape.docs: "
+    assert error.message =~ "nope"
+  end
+
+  describe "with a host running" do
+    setup %{data_dir: data_dir} do
+      :stopped = :mnesia.stop()
+      ctx = start_queue(data_dir, runners: %{scrape: DevstralElixir.Scrape.Runner})
+      File.write!(AdminToken.file(data_dir), "host-token\n")
+      token = :"mix_tasks_token_#{System.unique_integer([:positive])}"
+      start_supervised!({AdminToken, name: token, token: "host-token", data_dir: nil})
+
+      port =
+        HttpStub.start!(fn request ->
+          JobsApi.handle(request, queue: ctx.queue, admin_token: token)
+        end)
+
+      put_env(%{"HTTP_PORT" => Integer.to_string(port)})
+      Map.put(ctx, :port, port)
+    end
+
+    test "mix scrape.local enqueues its job there and prints its summary", ctx do
+      sample = Path.join(HexFixtures.fixtures(), "sample")
+
+      output =
+        capture_io(fn ->
+          Mix.Tasks.Scrape.Local.run([sample, "--out", ctx.out, "--priority", "4"])
+        end)
+
+      assert_received {:mix_shell, :info, ["enqueued scrape job " <> enqueued]}
+      assert enqueued =~ "on the host at http://127.0.0.1:#{ctx.port}"
+      assert output =~ "local: fetched 1"
+
+      assert [job] = Queue.list(ctx.queue)
+      assert {job.type, job.state, job.priority} == {:scrape, :succeeded, 4}
+      assert job.args["source"] == "local"
+      assert job.args["paths"] == [sample]
+      assert job.args["out"] == ctx.out
+      assert length(Manifest.read_rows(Manifest.path(ctx.out))) == 1
+    end
+
+    test "--detach returns once the job is enqueued", ctx do
+      sample = Path.join(HexFixtures.fixtures(), "sample")
+
+      capture_io(fn ->
+        assert Mix.Tasks.Scrape.Local.run([sample, "--out", ctx.out, "--detach"]) == nil
+      end)
+
+      assert_received {:mix_shell, :info, ["detached; follow it with GET /api/jobs/" <> _]}
+      assert [%{type: :scrape}] = Queue.list(ctx.queue)
+    end
+  end
+
+  defp closed_port do
+    {:ok, socket} = :gen_tcp.listen(0, ip: {127, 0, 0, 1})
+    {:ok, port} = :inet.port(socket)
+    :gen_tcp.close(socket)
+    port
   end
 
   defp put_env(vars) do

@@ -29,7 +29,9 @@ defmodule DevstralElixir.Test.Jobs.QueueHelpers do
 
   @doc """
   Stops Mnesia (it may be running in another test's directory), then starts a
-  task supervisor, an events registry and a queue on `data_dir`. Returns a map
+  task supervisor, an events registry and a queue on `data_dir`, with the
+  scripted runner for every type but `:curriculum` and the `:runners` option
+  merged over that. Returns a map
   with `:queue`, `:events`, `:data_dir` and the `:opts` to restart the queue with.
   """
   @spec start_queue(Path.t(), keyword()) :: map()
@@ -43,10 +45,14 @@ defmodule DevstralElixir.Test.Jobs.QueueHelpers do
     start_supervised!({Task.Supervisor, name: sup}, id: sup)
     start_supervised!({Events, name: events}, id: events)
 
-    runners =
+    # The queue has no runners of its own: every type but curriculum is
+    # scripted unless the test registers its own (merged over these).
+    scripted =
       for type <- [:scrape, :build_dataset, :train_stage, :evaluate],
           into: %{},
           do: {type, ScriptedRunner}
+
+    {runners, opts} = Keyword.pop(opts, :runners, %{})
 
     opts =
       Keyword.merge(
@@ -55,7 +61,7 @@ defmodule DevstralElixir.Test.Jobs.QueueHelpers do
           data_dir: data_dir,
           task_supervisor: sup,
           events: events,
-          runners: runners,
+          runners: Map.merge(scripted, runners),
           backoff_base_ms: 5,
           backoff_max_ms: 20
         ],

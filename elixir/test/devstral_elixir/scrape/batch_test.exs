@@ -1,7 +1,7 @@
-defmodule DevstralElixir.Scrape.RunnerTest do
+defmodule DevstralElixir.Scrape.BatchTest do
   use ExUnit.Case, async: true
 
-  alias DevstralElixir.Scrape.{Progress, Runner}
+  alias DevstralElixir.Scrape.{Batch, Progress}
   alias DevstralElixir.Test.Scrape.Tmp
 
   @moduletag :capture_log
@@ -17,7 +17,7 @@ defmodule DevstralElixir.Scrape.RunnerTest do
     end
 
     summary =
-      Runner.run([1, 2, 3, 4], work,
+      Batch.run([1, 2, 3, 4], work,
         source: "test",
         out: out,
         concurrency: 2,
