@@ -31,8 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.results import emit
-from python_worker.backends.base import LoadOptions, SamplingOptions, TextPrompt
-from python_worker.backends.transformers_backend import TransformersBackend
+from python_worker.serving.base import LoadOptions, SamplingOptions, TextPrompt
+from python_worker.serving.transformers_backend import TransformersBackend
 from tests.host_process import TINY_MODEL, HostProcess
 
 DEFAULT_TOKENS = 128

@@ -15,12 +15,12 @@ import signal
 import stat
 from typing import IO
 
-from python_worker import backends
-from python_worker.backends.base import LoadOptions
+from python_worker import serving
 from python_worker.config import Config
 from python_worker.jobs import JobRegistry
 from python_worker.models import BackendFactory, ModelManager, Status
 from python_worker.servicer import WorkerServicer
+from python_worker.serving.base import LoadOptions
 from python_worker.transport.grpc_server import BindError, GrpcServer
 from python_worker.transport.port import PortTransport
 
@@ -33,7 +33,7 @@ SHUTDOWN_GRACE = 5.0
 class Worker:
     """Everything one worker process serves, shared by both transports."""
 
-    def __init__(self, config: Config, *, factory: BackendFactory = backends.create) -> None:
+    def __init__(self, config: Config, *, factory: BackendFactory = serving.create) -> None:
         self.config = config
         self.jobs = JobRegistry()
         default = LoadOptions(config.model, config.device, config.dtype) if config.model else None

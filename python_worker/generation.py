@@ -11,7 +11,10 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import replace
 
-from python_worker.backends.base import (
+from python_worker.errors import invalid_argument, out_of_range
+from python_worker.models import ModelManager
+from python_worker.proto import worker_pb2 as pb
+from python_worker.serving.base import (
     ChatPrompt,
     FimPrompt,
     FinishReason,
@@ -19,9 +22,6 @@ from python_worker.backends.base import (
     SamplingOptions,
     TextPrompt,
 )
-from python_worker.errors import invalid_argument, out_of_range
-from python_worker.models import ModelManager
-from python_worker.proto import worker_pb2 as pb
 
 DEFAULT_MAX_TOKENS = 256
 

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import grpc
 
-from python_worker import backends, config
-from python_worker.backends.base import Backend, LoadOptions, ModelInfo
+from python_worker import config, serving
 from python_worker.errors import (
     WorkerError,
     failed_precondition,
@@ -30,6 +29,7 @@ from python_worker.errors import (
     not_found,
     unavailable,
 )
+from python_worker.serving.base import Backend, LoadOptions, ModelInfo
 from python_worker.threads import run_in_thread
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class ModelManager:
         default: LoadOptions | None,
         default_backend: str = "transformers",
         *,
-        factory: BackendFactory = backends.create,
+        factory: BackendFactory = serving.create,
         on_status: StatusListener | None = None,
     ) -> None:
         self._default_options = default
@@ -119,8 +119,8 @@ class ModelManager:
         if options.dtype not in config.DTYPES:
             raise invalid_argument(f"dtype must be one of {', '.join(config.DTYPES)}, got {options.dtype!r}")
         name = backend_name or self._default_backend
-        if name not in backends.REGISTRY:
-            raise invalid_argument(f"unknown backend {name!r}; expected one of {sorted(backends.REGISTRY)}")
+        if name not in serving.REGISTRY:
+            raise invalid_argument(f"unknown backend {name!r}; expected one of {sorted(serving.REGISTRY)}")
         # Shielded: a caller that gives up (cancels) must not leave a half-registered
         # model, and the weights are loading anyway. close() reaps what is left.
         task = asyncio.ensure_future(self._load_locked(options, name))

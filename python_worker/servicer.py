@@ -20,13 +20,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing
 from typing import Any, TypeVar
 
-from python_worker import __version__, backends, generation
-from python_worker.backends.base import LoadOptions, ModelInfo
+from python_worker import __version__, generation, serving
 from python_worker.errors import WorkerError, unimplemented
 from python_worker.jobs import JobRegistry
 from python_worker.models import ModelManager, Status
 from python_worker.proto import worker_pb2 as pb
 from python_worker.proto import worker_pb2_grpc
+from python_worker.serving.base import LoadOptions, ModelInfo
 from python_worker.threads import iterate_in_thread, run_in_thread
 
 Request = TypeVar("Request")
@@ -100,7 +100,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         self.device = device  # the configured device, reported until a model is loaded
         self.dtype = dtype
         self.started = time.monotonic()
-        self.backends = backends.available()
+        self.backends = serving.available()
 
     # -- health and models ------------------------------------------------------
 

@@ -37,8 +37,8 @@ def backend(tiny_model: Path) -> Iterator[object]:
     """A TransformersBackend with the tiny model loaded, shared by the in-process tests."""
     import torch
 
-    from python_worker.backends.base import LoadOptions
-    from python_worker.backends.transformers_backend import TransformersBackend
+    from python_worker.serving.base import LoadOptions
+    from python_worker.serving.transformers_backend import TransformersBackend
 
     torch.set_num_threads(1)  # 2 shared cores: keep the suite polite and timings stable
     loaded = TransformersBackend()

@@ -7,7 +7,8 @@ import threading
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
-from python_worker.backends.base import (
+from python_worker.errors import not_found
+from python_worker.serving.base import (
     ChatPrompt,
     Delta,
     FimPrompt,
@@ -18,7 +19,6 @@ from python_worker.backends.base import (
     SamplingOptions,
     TextPrompt,
 )
-from python_worker.errors import not_found
 
 
 class FakeBackend:

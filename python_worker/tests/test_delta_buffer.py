@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from python_worker.backends.base import Delta, FinishReason, SamplingOptions, TextPrompt
-from python_worker.backends.transformers_backend import DeltaBuffer, TransformersBackend
+from python_worker.serving.base import Delta, FinishReason, SamplingOptions, TextPrompt
+from python_worker.serving.transformers_backend import DeltaBuffer, TransformersBackend
 
 
 def test_only_the_first_delta_of_a_batch_wakes_the_consumer() -> None:

@@ -11,11 +11,11 @@ from typing import Any
 import grpc
 import pytest
 
-from python_worker.backends.base import LoadOptions
 from python_worker.jobs import JobRegistry
 from python_worker.models import ModelManager
 from python_worker.proto import worker_pb2 as pb
 from python_worker.servicer import WorkerServicer
+from python_worker.serving.base import LoadOptions
 from python_worker.tests.fakes import FakeBackend
 from python_worker.transport.context import PortAbort, PortContext
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from python_worker.backends.text_stream import IncrementalDetokenizer, StopMatcher
+from python_worker.serving.text_stream import IncrementalDetokenizer, StopMatcher
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import torch
 
-from python_worker.backends.base import (
+from python_worker.errors import WorkerError
+from python_worker.serving.base import (
     ChatPrompt,
     Delta,
     FimPrompt,
@@ -23,8 +24,7 @@ from python_worker.backends.base import (
     SamplingOptions,
     TextPrompt,
 )
-from python_worker.backends.transformers_backend import TransformersBackend
-from python_worker.errors import WorkerError
+from python_worker.serving.transformers_backend import TransformersBackend
 
 PROMPTS = ["defmodule Foo do", "iex> Enum.map([1, 2, 3], fn x ->", "-module(lists).\n"]
 
@@ -116,7 +116,7 @@ def test_closing_the_stream_stops_the_decode_thread(
         # Wait with the loop still running: only the cancel flag can stop the thread.
         return await asyncio.to_thread(join_new_threads, 5.0)
 
-    with caplog.at_level(logging.INFO, logger="python_worker.backends.transformers_backend"):
+    with caplog.at_level(logging.INFO, logger="python_worker.serving.transformers_backend"):
         assert asyncio.run(first_then_close()), "the decode loop kept running after the stream closed"
     stopped = [r.getMessage() for r in caplog.records if "generation cancelled after" in r.getMessage()]
     assert len(stopped) == 1

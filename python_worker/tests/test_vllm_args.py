@@ -9,8 +9,8 @@ from typing import Any
 import grpc
 import pytest
 
-from python_worker.backends.vllm_backend import AdapterSpec, check_adapter, lora_engine_args, supported_rank
 from python_worker.errors import WorkerError
+from python_worker.serving.vllm_backend import AdapterSpec, check_adapter, lora_engine_args, supported_rank
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -143,7 +143,7 @@ def _fake_engine(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Replace vLLM's engine with one that records its arguments (runs without vLLM)."""
     import dataclasses
 
-    from python_worker.backends import vllm_backend
+    from python_worker.serving import vllm_backend
 
     @dataclasses.dataclass
     class FakeArgs:
@@ -169,8 +169,8 @@ def _fake_engine(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 def test_load_starts_the_engine_with_the_adapters_rank(
     tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from python_worker.backends.base import LoadOptions
-    from python_worker.backends.vllm_backend import VllmBackend
+    from python_worker.serving.base import LoadOptions
+    from python_worker.serving.vllm_backend import VllmBackend
 
     seen = _fake_engine(monkeypatch)
     with pytest.raises(_EngineStarted):
@@ -181,8 +181,8 @@ def test_load_starts_the_engine_with_the_adapters_rank(
 def test_load_rejects_an_unservable_adapter_before_the_engine_starts(
     tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from python_worker.backends.base import LoadOptions
-    from python_worker.backends.vllm_backend import VllmBackend
+    from python_worker.serving.base import LoadOptions
+    from python_worker.serving.vllm_backend import VllmBackend
 
     seen = _fake_engine(monkeypatch)
     bad = adapter(tmp_path, modules_to_save=["embed_tokens", "lm_head"])

@@ -9,23 +9,23 @@ from pathlib import Path
 import grpc
 import pytest
 
-from python_worker import backends
-from python_worker.backends.base import LoadOptions, SamplingOptions, TextPrompt
+from python_worker import serving
 from python_worker.errors import WorkerError
+from python_worker.serving.base import LoadOptions, SamplingOptions, TextPrompt
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 
 
 def test_the_module_imports_without_vllm() -> None:
-    backend = backends.create("vllm")  # vllm itself is imported only by load()
+    backend = serving.create("vllm")  # vllm itself is imported only by load()
     assert backend.name == "vllm"
-    assert ("vllm" in backends.available()) == HAS_VLLM
+    assert ("vllm" in serving.available()) == HAS_VLLM
 
 
 @pytest.mark.skipif(HAS_VLLM, reason="vLLM is installed here")
 def test_loading_without_vllm_says_how_to_install_it(tiny_model: Path) -> None:
     with pytest.raises(WorkerError) as raised:
-        backends.create("vllm").load(LoadOptions(str(tiny_model)))
+        serving.create("vllm").load(LoadOptions(str(tiny_model)))
     assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION
     assert "python_worker[vllm]" in raised.value.message
 
@@ -38,7 +38,7 @@ def test_generates_and_stops_like_the_transformers_backend(tiny_model: Path) -> 
 
     if not torch.cuda.is_available():
         pytest.skip("vLLM needs a CUDA device")
-    backend = backends.create("vllm")
+    backend = serving.create("vllm")
     backend.load(LoadOptions(str(tiny_model)))
     try:
         ids = backend.encode(TextPrompt("defmodule Foo do"))

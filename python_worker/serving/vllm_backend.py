@@ -33,8 +33,9 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any, ClassVar
 
-from python_worker.backends import prompts
-from python_worker.backends.base import (
+from python_worker.errors import failed_precondition, not_found
+from python_worker.serving import prompts
+from python_worker.serving.base import (
     Delta,
     FinishReason,
     LoadOptions,
@@ -42,7 +43,6 @@ from python_worker.backends.base import (
     Prompt,
     SamplingOptions,
 )
-from python_worker.errors import failed_precondition, not_found
 
 log = logging.getLogger(__name__)
 

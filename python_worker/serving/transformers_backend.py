@@ -19,8 +19,9 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any, ClassVar
 
-from python_worker.backends import prompts
-from python_worker.backends.base import (
+from python_worker.errors import failed_precondition, invalid_argument, not_found
+from python_worker.serving import prompts
+from python_worker.serving.base import (
     Delta,
     FinishReason,
     LoadOptions,
@@ -28,8 +29,7 @@ from python_worker.backends.base import (
     Prompt,
     SamplingOptions,
 )
-from python_worker.backends.text_stream import IncrementalDetokenizer, StopMatcher
-from python_worker.errors import failed_precondition, invalid_argument, not_found
+from python_worker.serving.text_stream import IncrementalDetokenizer, StopMatcher
 from python_worker.threads import stream_in_thread
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from python_worker import fim
-from python_worker.backends.base import ChatPrompt, FimPrompt, Prompt, TextPrompt
 from python_worker.errors import invalid_argument
+from python_worker.serving.base import ChatPrompt, FimPrompt, Prompt, TextPrompt
 
 
 def detect_fim(tokenizer: Any) -> fim.FimStyle | None:

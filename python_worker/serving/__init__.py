@@ -1,4 +1,4 @@
-"""Generation backends behind one interface (base.Backend).
+"""Serving: the generation backends behind one interface (base.Backend).
 
 Backends are looked up by name and imported lazily: importing this package
 pulls in neither torch nor vLLM, so the worker answers Health at once while the
@@ -10,13 +10,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from python_worker.backends.base import Backend
 from python_worker.errors import invalid_argument
+from python_worker.serving.base import Backend
 
 # name -> "module:Class"; a new backend is one line here plus its module.
 REGISTRY: dict[str, str] = {
-    "transformers": "python_worker.backends.transformers_backend:TransformersBackend",
-    "vllm": "python_worker.backends.vllm_backend:VllmBackend",
+    "transformers": "python_worker.serving.transformers_backend:TransformersBackend",
+    "vllm": "python_worker.serving.vllm_backend:VllmBackend",
 }
 
 # The package each backend needs, checked without importing it.
