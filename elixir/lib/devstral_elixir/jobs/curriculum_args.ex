@@ -59,6 +59,21 @@ defmodule DevstralElixir.Jobs.CurriculumArgs do
     end
   end
 
+  @doc """
+  What `mix curriculum.run` (`:curriculum`) and `mix train` (`:train_stage`)
+  do with their parsed flags: turn them into args, check those, then run the
+  job with `DevstralElixir.Jobs.CLI.run_job!/4` (with the Python worker when
+  it runs in this process).
+  """
+  @spec run_job!(String.t(), :curriculum | :train_stage, keyword()) :: :ok
+  def run_job!(task, type, flags) do
+    Mix.Task.run("app.config")
+    args = args(flags)
+    check!(task, args, type == :train_stage)
+    DevstralElixir.Jobs.CLI.run_job!(task, type, args, Keyword.put(flags, :worker, true))
+    :ok
+  end
+
   # The runner speaks of job args; on the command line they are flags.
   defp flag_names(message) do
     Enum.reduce(@flags, message, fn {arg, flag}, acc -> String.replace(acc, arg, flag) end)

@@ -3,6 +3,13 @@ defmodule DevstralElixir.Scrape.Command do
   What the `mix scrape.*` tasks share beyond `DevstralElixir.Jobs.CLI`: the
   cap and rate flags, and running the scrape as a `:scrape` job
   (`DevstralElixir.Scrape.Runner`) whose summary line is printed at the end.
+
+  The job goes to the host answering on `127.0.0.1:$HTTP_PORT` when there is
+  one (its own environment then supplies `DATA_DIR`, `HEX_API_URL`,
+  `HEX_MIRROR` and `GITHUB_TOKEN` for flags left out), else it runs in this
+  process (`DevstralElixir.Jobs.CLI`). `--priority 0..9` sets its priority,
+  `--detach` returns once it is enqueued, and Ctrl-C detaches without
+  cancelling it.
   """
 
   alias DevstralElixir.Jobs.CLI

@@ -38,10 +38,6 @@ defmodule Mix.Tasks.Curriculum.Run do
   def run(argv) do
     task = "curriculum.run"
     flags = CLI.parse_flags!(task, argv, CurriculumArgs.switches() ++ CLI.job_switches())
-    Mix.Task.run("app.config")
-    args = CurriculumArgs.args(flags)
-    CurriculumArgs.check!(task, args, false)
-    CLI.run_job!(task, :curriculum, args, Keyword.put(flags, :worker, true))
-    :ok
+    CurriculumArgs.run_job!(task, :curriculum, flags)
   end
 end

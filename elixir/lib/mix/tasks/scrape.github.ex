@@ -28,13 +28,8 @@ defmodule Mix.Tasks.Scrape.Github do
     * `--requests-per-minute N` - other API requests (default 80)
     * `--max-bytes N`, `--max-file-bytes N`, `--max-files N` - extraction caps
       (defaults 128 MiB, 16 MiB, 20000)
-    * `--priority 0..9`, `--detach` - the job's priority; enqueue and return at once
-
-  The scrape runs as a `:scrape` job (`DevstralElixir.Scrape.Runner`): on the
-  host answering on `127.0.0.1:$HTTP_PORT` when there is one (its own
-  environment then supplies `DATA_DIR`, `HEX_API_URL`, `HEX_MIRROR` and
-  `GITHUB_TOKEN` for flags left out), else in this process. Ctrl-C detaches
-  without cancelling it.
+    * `--priority 0..9`, `--detach` - the scrape runs as a queued job; see
+      `DevstralElixir.Scrape.Command`
   """
 
   use Mix.Task

@@ -29,10 +29,6 @@ defmodule Mix.Tasks.Train do
       CLI.parse_flags!(task, argv, @switches ++ CurriculumArgs.switches() ++ CLI.job_switches())
 
     if flags[:stage] == nil, do: Mix.raise("mix train: --stage N is required")
-    Mix.Task.run("app.config")
-    args = CurriculumArgs.args(flags)
-    CurriculumArgs.check!(task, args, true)
-    CLI.run_job!(task, :train_stage, args, Keyword.put(flags, :worker, true))
-    :ok
+    CurriculumArgs.run_job!(task, :train_stage, flags)
   end
 end
