@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from python_worker.job_events import Event, to_proto
+from python_worker.job_events import proto_stream
 from python_worker.proto import worker_pb2
 from python_worker.training.config import TrainSettings, merge, resolved, validate
 from python_worker.training.errors import InvalidRequest
@@ -94,7 +94,7 @@ def train_events(req: worker_pb2.TrainRequest, cancel: threading.Event) -> Itera
     if req.validate_only:
         return iter([_validated(req)])
     job = validate_job(job_from_proto(req))
-    return _proto_stream(
+    return proto_stream(
         run_streaming(lambda emit, c: run_training(job, emit, c), cancel, f"train-{req.job_id}"),
         req.job_id,
     )
@@ -138,17 +138,7 @@ def evaluate_events(req: worker_pb2.EvaluateRequest, cancel: threading.Event) ->
         ),
         list(req.benchmarks),
     )
-    return _proto_stream(
+    return proto_stream(
         run_streaming(lambda emit, c: run_evaluation(job, emit, c), cancel, f"eval-{req.job_id}"),
         req.job_id,
     )
-
-
-def _proto_stream(events: Iterator[Event], job_id: str) -> Iterator[worker_pb2.JobEvent]:
-    try:
-        for event in events:
-            yield to_proto(event, job_id)
-    finally:
-        close = getattr(events, "close", None)
-        if close is not None:
-            close()
