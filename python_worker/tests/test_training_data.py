@@ -85,3 +85,20 @@ def test_eval_files_are_capped_by_tokens_in_whole_rows(tok, tmp_path):
     assert [len(ids) for ids in cols["input_ids"]] == [
         len(ids) for ids in encode_files([path], encoder, capped.rows)[0]["input_ids"]
     ]
+
+
+def test_encode_files_keeps_only_the_rows_asked_for(tmp_path):
+    from python_worker.training.data import is_replay
+
+    path = tmp_path / "eval.jsonl"
+    rows = [{"text": "defmodule A do end", "source": "hex"}, {"text": "import os", "source": "replay"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows * 3))
+
+    class Counting:
+        def encode(self, row, stats):
+            stats.rows += 1
+            return []
+
+    _, elixir = encode_files([path], Counting(), keep=lambda row: not is_replay(row))
+    _, replay = encode_files([path], Counting(), limit=2, keep=is_replay)
+    assert (elixir.rows, replay.rows) == (3, 2)

@@ -2,11 +2,13 @@
 
     .venv/bin/python -m python_worker.training \
         --base-model data/models/tiny-elixir --dataset data/datasets/NAME --stage 1 \
-        --out data/adapters/RUN/stage1 [--config python_worker/training/configs/stage1.json] \
-        [--resume] [--init-adapter DIR] [--general-eval FILE.jsonl] [--max-steps N]
+        --out data/adapters/RUN/stage1 [--config SETTINGS.json] [--resume] \
+        [--init-adapter DIR] [--eval-set FILE.jsonl] [--general-eval FILE.jsonl] [--max-steps N]
 
-Flags override the config file; the config file overrides the defaults
-(`--help-config` lists every setting with its default and help). Ctrl-C cancels:
+Flags override the config file; the config file overrides the worker's field
+defaults (`--help-config` lists every setting with its default and help). The
+curriculum's per-stage settings live in one place, elixir/config/curriculum.exs:
+`mix train --stage N` runs a stage with them (this command is for ad-hoc runs). Ctrl-C cancels:
 a checkpoint is saved, and `--resume` continues from it with the same step
 count. Exit status: 0 completed, 1 failed, 2 invalid request, 130 cancelled.
 """
@@ -34,6 +36,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--config", help="JSON file of training settings")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--init-adapter", default="", help="previous stage's adapter to continue")
+    p.add_argument("--eval-set", default="", help="eval JSONL (default DATASET/stageN/eval.jsonl)")
     p.add_argument("--general-eval", default="", help="general-code JSONL for the forgetting check")
     p.add_argument("--max-steps", type=int, default=0, help="override config max_steps")
     p.add_argument("--job-id", default="cli")
@@ -66,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                 resume=args.resume,
                 init_adapter=args.init_adapter,
                 general_eval_path=args.general_eval,
+                eval_path=args.eval_set,
             )
         )
     except InvalidRequest as exc:

@@ -3,8 +3,11 @@
 `TrainSettings` mirrors the proto's `TrainConfig` (and `LoraSettings` its
 `LoraConfig`) field for field, plus a few knobs the proto does not carry, which
 a JSON config file (`--config`) can set. Every field has its help text in the
-field metadata, so `describe()` can print them and a test can check that every
-config file under `configs/` loads.
+field metadata, so `describe()` can print them (`--help-config`).
+
+These are the worker's field defaults ("unset" over the wire), not the
+curriculum's stage settings: those live in one file, the host's
+elixir/config/curriculum.exs, and reach the worker in each TrainRequest.
 
 Proto3 cannot tell "unset" from zero, so the contract says zero means "use the
 default". `merge()` follows that rule: only non-zero values override a default.

@@ -37,6 +37,15 @@ from python_worker.jsonl import read_objects
 
 IGNORE = -100
 
+# The `source` of the dataset's replay rows: general (non-Elixir) code mixed in
+# against forgetting. Exactly this value; "replay:..." is not replay.
+REPLAY_SOURCE = "replay"
+
+
+def is_replay(row: dict[str, Any]) -> bool:
+    """True for a replay row (general code), which must not count as Elixir."""
+    return row.get("source") == REPLAY_SOURCE
+
 # ChatML, for a tokenizer without a chat template of its own.
 _CHATML = (
     "{%- for message in messages %}"
@@ -239,16 +248,23 @@ def encode_files(
     on_progress: Callable[[DataStats], None] | None = None,
     every: int = 5000,
     max_tokens: int | None = None,
+    keep: Callable[[dict[str, Any]], bool] | None = None,
 ) -> tuple[dict[str, list[list[int]]], DataStats]:
-    """Columns input_ids/labels for the rows of the files: at most `limit` rows of
-    each, and from each only the rows until `max_tokens` tokens are reached (the
-    row that reaches it is kept whole, so no row is ever cut)."""
+    """Columns input_ids/labels for the rows of the files that `keep` accepts (all
+    when None): at most `limit` of them from each file, and from each only the rows
+    until `max_tokens` tokens are reached (the row that reaches it is kept whole,
+    so no row is ever cut)."""
     stats = DataStats()
     input_ids: list[list[int]] = []
     labels: list[list[int]] = []
     for path in paths:
-        start = stats.tokens
-        for row in read_jsonl(path, limit):
+        start, kept = stats.tokens, 0
+        for row in read_jsonl(path):
+            if keep is not None and not keep(row):
+                continue
+            if limit is not None and kept >= limit:
+                break
+            kept += 1
             for seq in encoder.encode(row, stats):
                 input_ids.append(seq.input_ids)
                 labels.append(seq.labels)

@@ -17,6 +17,7 @@ from pathlib import Path
 from python_worker.jsonl import read_objects
 from python_worker.training import checkpoints
 from python_worker.training.config import TrainSettings, resolved, validate
+from python_worker.training.data import is_replay
 from python_worker.training.errors import InvalidRequest
 
 
@@ -31,6 +32,8 @@ class TrainJob:
     resume: bool = False
     init_adapter: str = ""
     general_eval_path: str = ""
+    # The stage's eval set; "" means the dataset's own split, stageN/eval.jsonl.
+    eval_path: str = ""
 
     @property
     def out(self) -> Path:
@@ -38,6 +41,10 @@ class TrainJob:
 
     def split_path(self, split: str) -> Path:
         return Path(self.dataset_dir) / f"stage{self.stage}" / f"{split}.jsonl"
+
+    @property
+    def eval_set(self) -> Path:
+        return Path(self.eval_path) if self.eval_path else self.split_path("eval")
 
 
 def model_config_path(model: str) -> Path | None:
@@ -82,17 +89,53 @@ def _check_jsonl(path: Path, name: str) -> None:
     raise InvalidRequest(f"{name}: {path} has no rows")
 
 
-def _has_replay_rows(path: Path) -> bool:
-    """Any row with source "replay"; stops at the first (replay is mixed all through)."""
+def _rows_where(path: Path, wanted: bool) -> bool:
+    """Any row whose is_replay(row) is `wanted`; stops at the first (replay is mixed all through)."""
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for line in fh:
-            if '"replay"' in line:
-                try:
-                    if json.loads(line).get("source") == "replay":
-                        return True
-                except (json.JSONDecodeError, AttributeError):
-                    continue
+            if not wanted and '"replay"' not in line and line.strip():
+                return True  # cannot be a replay row, whatever else it holds
+            if wanted and '"replay"' not in line:
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and is_replay(row) == wanted:
+                return True
     return False
+
+
+def _has_replay_rows(path: Path) -> bool:
+    return _rows_where(path, True)
+
+
+def check_eval_set(job: TrainJob) -> None:
+    """The stage's eval set, when there is one, holds Elixir rows: the gate compares their loss."""
+    path = job.eval_set
+    if job.eval_path and not path.is_file():
+        raise InvalidRequest(f"eval_path: {path} does not exist")
+    if not path.is_file():
+        return  # the dataset's own split is optional: no eval loss, no early stopping
+    _check_jsonl(path, "eval_path")
+    if not _rows_where(path, False):
+        raise InvalidRequest(
+            f"eval_path: {path} has no Elixir rows (every row is replay, source "
+            f"'replay'), so the stage has no Elixir eval loss to gate on"
+        )
+
+
+def check_general_eval(job: TrainJob) -> None:
+    """The general-code eval set, when given, is JSONL (a file or a directory of them)."""
+    if not job.general_eval_path:
+        return
+    files = eval_files(job.general_eval_path)
+    if not files or not all(f.is_file() for f in files):
+        raise InvalidRequest(
+            f"general_eval_path: {job.general_eval_path} is not a JSONL file or a directory of them"
+        )
+    for f in files:
+        _check_jsonl(f, "general_eval_path")
 
 
 def eval_files(path: str) -> list[Path]:
@@ -154,14 +197,8 @@ def validate_job(job: TrainJob) -> TrainJob:
                     "config.lora.train_embeddings: init_adapter has no trained embeddings to "
                     "continue; start stage 1 without init_adapter"
                 )
-    if job.general_eval_path:
-        files = eval_files(job.general_eval_path)
-        if not files or not all(f.is_file() for f in files):
-            raise InvalidRequest(
-                f"general_eval_path: {job.general_eval_path} is not a JSONL file or a directory of them"
-            )
-        for f in files:
-            _check_jsonl(f, "general_eval_path")
+    check_eval_set(job)
+    check_general_eval(job)
     if settings.regularizer == "ewc" and not job.general_eval_path and not _has_replay_rows(train):
         raise InvalidRequest(
             "config.regularizer 'ewc' estimates its Fisher information on general code: set "
@@ -190,4 +227,5 @@ def validate_job(job: TrainJob) -> TrainJob:
         resume=job.resume,
         init_adapter=job.init_adapter,
         general_eval_path=job.general_eval_path,
+        eval_path=job.eval_path,
     )

@@ -11,7 +11,12 @@ checkpoints.py); `save_checkpoint` writes the stage's deliverable:
     output_dir/merged/            a merged full model, only when embeddings were
                                   trained (vLLM cannot serve LoRA on them)
     output_dir/adapter_meta.json  what the artifact is and how to serve it
-    output_dir/metrics.json       eval results (the host adds the gate verdict)
+    output_dir/metrics.json       what the stage did and measured: eval loss on the
+                                  Elixir rows and on general code (the forgetting
+                                  measure), before and after training, and their
+                                  changes. This recipe is its only writer; the host
+                                  gets the same numbers in the COMPLETED event and
+                                  keeps its gate verdict in its own records.
     output_dir/tensorboard/       TensorBoard event files
     output_dir/checkpoints/       resumable state
 
@@ -34,12 +39,14 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from python_worker.evaluation.loss import batches, eval_loss
 from python_worker.job_events import (
     CANCELLED,
     COMPLETED,
@@ -60,9 +67,9 @@ from python_worker.training.data import (
     DataStats,
     RowEncoder,
     encode_files,
+    is_replay,
 )
 from python_worker.training.errors import Cancelled
-from python_worker.training.evaluation import batches, eval_loss
 from python_worker.training.job import TrainJob, eval_files
 
 log = logging.getLogger(__name__)
@@ -103,6 +110,7 @@ class TrainRecipe:
         self.resume_from: Path | None = None
         self.eval_cols: dict[str, list[list[int]]] | None = None
         self.general_cols: dict[str, list[list[int]]] | None = None
+        self.general_source: str | None = None
         self.baseline: dict[str, float] = {}
         self.stats: dict[str, DataStats] = {}
         self.train_result: Any = None
@@ -127,7 +135,12 @@ class TrainRecipe:
         )
 
     def _encode(
-        self, name: str, paths: list[Path], limit: int | None, max_tokens: int | None = None
+        self,
+        name: str,
+        paths: list[Path],
+        limit: int | None,
+        max_tokens: int | None = None,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, list[list[int]]]:
         encoder = RowEncoder(self.tokenizer, self.s.max_seq_length)
 
@@ -144,7 +157,7 @@ class TrainRecipe:
             )
 
         try:
-            columns, stats = encode_files(paths, encoder, limit, progress, max_tokens=max_tokens)
+            columns, stats = encode_files(paths, encoder, limit, progress, max_tokens=max_tokens, keep=keep)
         except UnicodeDecodeError as exc:
             raise DatasetError(f"{name}: not UTF-8 ({exc})") from None
         self.stats[name] = stats
@@ -195,14 +208,24 @@ class TrainRecipe:
         train_cols = self._encode("train", [job.split_path("train")], None)
         if not train_cols["input_ids"]:
             raise DatasetError(f"{job.split_path('train')}: no row yields a trainable sequence")
-        eval_path = job.split_path("eval")
+        # The eval set's replay rows are general code: they must not count as
+        # Elixir, and without a general_eval_path they are the forgetting measure.
+        eval_path = job.eval_set
         if eval_path.is_file():
-            self.eval_cols = self._encode("eval", [eval_path], s.max_eval_rows, s.max_eval_tokens)
+            self.eval_cols = self._encode(
+                "eval", [eval_path], s.max_eval_rows, s.max_eval_tokens, keep=lambda row: not is_replay(row)
+            )
         else:
             self._log(f"{eval_path} is missing: no eval loss, no early stopping")
         if job.general_eval_path:
+            self.general_source = job.general_eval_path
             self.general_cols = self._encode(
                 "general_eval", eval_files(job.general_eval_path), s.max_eval_rows, s.max_eval_tokens
+            )
+        elif eval_path.is_file():
+            self.general_source = f"{eval_path} (replay rows)"
+            self.general_cols = self._encode(
+                "general_eval", [eval_path], s.max_eval_rows, s.max_eval_tokens, keep=is_replay
             )
         self._check_cancel()
 
@@ -316,7 +339,7 @@ class TrainRecipe:
         stats = DataStats()
         cols: dict[str, list[list[int]]] = {"input_ids": [], "labels": []}
         for row in read_jsonl(self.job.split_path("train")):
-            if row.get("source") != "replay":
+            if not is_replay(row):
                 continue
             for seq in encoder.encode(row, stats):
                 cols["input_ids"].append(seq.input_ids)
@@ -428,6 +451,9 @@ class TrainRecipe:
             "base_model": self.job.base_model,
             "dataset_dir": self.job.dataset_dir,
             "init_adapter": self.job.init_adapter or None,
+            "adapter": str(self.out),
+            "eval_set": str(self.job.eval_set),
+            "general_eval_set": self.general_source,
             "steps": int(state.global_step),
             "max_steps": int(state.max_steps),
             "epoch": float(state.epoch or 0.0),

@@ -18,12 +18,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+from python_worker.evaluation.job import EvalJob, run_evaluation, validate_eval
 from python_worker.job_events import proto_stream
 from python_worker.proto import worker_pb2
 from python_worker.training.config import TrainSettings, merge, resolved, validate
 from python_worker.training.errors import InvalidRequest
-from python_worker.training.evaluate import EvalJob, run_evaluation, validate_eval
-from python_worker.training.job import TrainJob, validate_job
+from python_worker.training.job import TrainJob, check_eval_set, check_general_eval, validate_job
 from python_worker.training.recipe import run_training
 from python_worker.training.streaming import run_streaming
 
@@ -83,6 +83,7 @@ def job_from_proto(req: worker_pb2.TrainRequest) -> TrainJob:
         resume=req.resume,
         init_adapter=req.init_adapter,
         general_eval_path=req.general_eval_path,
+        eval_path=req.eval_path,
     )
 
 
@@ -104,12 +105,19 @@ def _validated(req: worker_pb2.TrainRequest) -> worker_pb2.JobEvent:
     """COMPLETED when Train would accept `req`; else InvalidRequest naming every problem found, one a line.
 
     validate_job stops at its first problem, and the paths come before the
-    settings, so the settings are also checked on their own: a missing base
-    model does not hide a bad learning rate.
+    settings, so the settings and the eval sets are also checked on their own:
+    a missing base model hides neither a bad learning rate nor an eval set
+    without Elixir rows.
     """
     problems: list[str] = []
     job = job_from_proto(req)
-    for check in (lambda: validate_job(job), lambda: validate(resolved(job.settings, job.stage), job.stage)):
+    checks = (
+        lambda: validate_job(job),
+        lambda: validate(resolved(job.settings, job.stage), job.stage),
+        lambda: check_eval_set(job),
+        lambda: check_general_eval(job),
+    )
+    for check in checks:
         try:
             check()
         except InvalidRequest as exc:

@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from python_worker.evaluation.loss import eval_loss
 from python_worker.training import checkpoints
 from python_worker.training import model as model_mod
 from python_worker.training.data import DEFAULT_EVAL_TOKENS, DatasetError, RowEncoder, encode_files
 from python_worker.training.errors import Cancelled, InvalidRequest
-from python_worker.training.evaluation import eval_loss
 from python_worker.training.events import (
     CANCELLED,
     COMPLETED,
