@@ -1,8 +1,11 @@
-# The three-stage curriculum that `mix curriculum.run` runs by default.
+# The three-stage curriculum that `mix curriculum.run` (and `mix train --stage
+# N`) runs by default: the one home of the stages' training settings.
 #
 # Evaluated by DevstralElixir.Curriculum.Config (see its docs for every key),
 # with `data_dir` (DATA_DIR) and `root` (the repository root) bound. Training
-# settings left out take the worker's defaults; flags override:
+# settings left out take the worker's defaults; the worker checks every one
+# (`python -m python_worker.training --help-config` lists them) before a job
+# starts. Flags override:
 #
 #     mix curriculum.run --dataset DIR --base-model PATH --max-steps N
 [
@@ -31,10 +34,16 @@
   defaults: [
     batch_size: 4,
     gradient_accumulation_steps: 4,
-    max_seq_length: 1024,
+    # Whole modules and the FIM/instruction pairs mined from them: at 1024
+    # tokens many rows lose their context; 2048 is the seed projects' length.
+    max_seq_length: 2048,
+    # Lets 2048-token batches fit a 24 GB GPU, for ~30% more compute.
+    gradient_checkpointing: true,
     warmup_ratio: 0.03,
     max_grad_norm: 0.3,
     save_steps: 50,
+    # Also checkpoint every 10 minutes: on slow hardware 50 steps can take hours.
+    save_minutes: 10,
     eval_steps: 50,
     early_stopping_patience: 3,
     quantization: :nf4,
@@ -54,18 +63,25 @@
       name: "general Elixir/Erlang",
       epochs: 1,
       learning_rate: 2.0e-4,
+      packing: true,
       eval_set: "stage1/eval.jsonl"
     ],
     # FIM and instruction pairs mined from code; L2 towards stage 1's weights
-    # on top of the dataset's replay mix guards against forgetting.
+    # on top of the dataset's replay mix guards against forgetting. One epoch:
+    # a second pass over pairs mined from the same files mostly memorises them
+    # (early stopping would end it anyway). L2 rather than EWC: it needs no
+    # general-code set for a Fisher estimate, and the gate already measures
+    # forgetting on general code after every stage.
     [
       name: "tasks and FIM",
       epochs: 1,
       learning_rate: 1.0e-4,
+      packing: true,
       regularizer: [kind: :l2, weight: 0.1],
       eval_set: "stage2/eval.jsonl"
     ],
-    # Book-style explanations and exercises, in chapter order; a lower rate.
+    # Book-style explanations and exercises, in chapter order (so no packing,
+    # which reorders rows); a lower rate.
     [
       name: "book",
       epochs: 2,

@@ -2,8 +2,8 @@ defmodule DevstralElixir.Curriculum.Config do
   @moduledoc """
   The curriculum plan: a file (default `elixir/config/curriculum.exs`) that
   evaluates to a keyword list, checked field by field. Every error names the
-  field with its path, e.g. `stages[2].learning_rate must be a positive
-  number, got -1` (stages are numbered from 1, like the stages themselves).
+  field with its path, e.g. `stages[2].learning_rate must be a number, got
+  "fast"` (stages are numbered from 1, like the stages themselves).
 
   The file is evaluated with two variables bound: `data_dir` (`DATA_DIR`) and
   `root` (the repository root).
@@ -25,17 +25,27 @@ defmodule DevstralElixir.Curriculum.Config do
 
   ## Stage keys
 
-  `:learning_rate` (required), `:epochs` and/or `:max_steps` (one is
-  required; `max_steps` wins), `:name`, `:batch_size`,
+  The host's own: `:name`, `:eval_set` (default `stageN/eval.jsonl`) and
+  `:gate` (overrides the top-level gate for this stage).
+
+  Training settings, passed to the worker as they are: `:epochs`,
+  `:max_steps` (wins over epochs), `:learning_rate`, `:batch_size`,
   `:gradient_accumulation_steps`, `:max_seq_length`, `:warmup_ratio`,
-  `:max_grad_norm`, `:save_steps`, `:eval_steps`, `:early_stopping_patience`
-  (>= 1, or -1 to disable), `:early_stopping_threshold`, `:quantization`
-  (`:nf4` or `:none`), `:gradient_checkpointing`, `:packing`, `:seed`,
-  `:lora` (`r`, `alpha`, `dropout`, `target_modules`, `train_embeddings` -
-  stage 1 only - and `embeddings_learning_rate`), `:regularizer` (`kind:
-  :none | :l2 | :ewc`, `weight`), `:eval_set` (default `stageN/eval.jsonl`)
-  and `:gate` (overrides the top-level gate for this stage). Training settings
-  left out take the worker's defaults.
+  `:max_grad_norm`, `:save_steps`, `:save_minutes` (also checkpoint after
+  this many minutes; fractions allowed), `:eval_steps`,
+  `:early_stopping_patience` (-1 disables), `:early_stopping_threshold`,
+  `:quantization` (`:nf4` or `:none`), `:gradient_checkpointing`, `:packing`,
+  `:seed`, `:lora` (`r`, `alpha`, `dropout`, `target_modules`,
+  `train_embeddings` - stage 1 only - and `embeddings_learning_rate`) and
+  `:regularizer` (`kind: :none | :l2 | :ewc`, `weight`). Settings left out
+  take the worker's defaults.
+
+  This file is the one home of the stages' settings. The host checks a
+  training setting only for the type its wire field needs; the worker owns
+  their meaning and ranges, and is asked (`Train` with `validate_only`, see
+  `DevstralElixir.Curriculum.Preflight`) before anything starts, so a bad value
+  is reported with the worker's field-level message, e.g.
+  `stages[2] (worker): config.learning_rate must be > 0, got -1.0`.
 
   ## Paths
 
@@ -177,26 +187,31 @@ defmodule DevstralElixir.Curriculum.Config do
     ]
   end
 
+  # Training settings are checked only for their wire types: their ranges
+  # and meaning are the worker's (asked through validate_only).
   defp stage_schema do
-    pos_int = Schema.nilable(Schema.pos_integer())
+    int = Schema.nilable(Schema.integer())
+    num = Schema.nilable(Schema.number())
 
     [
       {:name, Schema.nilable(Schema.string()), nil},
-      {:epochs, pos_int, nil},
-      {:max_steps, pos_int, nil},
-      {:learning_rate, Schema.pos_number(), :required},
-      {:batch_size, pos_int, nil},
-      {:gradient_accumulation_steps, pos_int, nil},
-      {:max_seq_length, pos_int, nil},
-      {:warmup_ratio, Schema.nilable(Schema.fraction()), nil},
-      {:max_grad_norm, Schema.nilable(Schema.pos_number()), nil},
-      {:save_steps, pos_int, nil},
-      {:eval_steps, pos_int, nil},
-      {:early_stopping_patience, Schema.nilable(&patience/1), nil},
-      {:early_stopping_threshold, Schema.nilable(Schema.non_neg_number()), nil},
-      {:quantization, Schema.nilable(Schema.one_of([:nf4, :none])), nil},
+      {:epochs, int, nil},
+      {:max_steps, int, nil},
+      {:learning_rate, num, nil},
+      {:batch_size, int, nil},
+      {:gradient_accumulation_steps, int, nil},
+      {:max_seq_length, int, nil},
+      {:warmup_ratio, num, nil},
+      {:max_grad_norm, num, nil},
+      {:save_steps, int, nil},
+      {:save_minutes, num, nil},
+      {:eval_steps, int, nil},
+      {:early_stopping_patience, int, nil},
+      {:early_stopping_threshold, num, nil},
+      {:quantization, Schema.nilable(Schema.name()), nil},
       {:gradient_checkpointing, Schema.boolean(), false},
       {:packing, Schema.boolean(), false},
+      # uint64 on the wire: a negative seed cannot be sent at all.
       {:seed, Schema.nilable(Schema.non_neg_integer()), nil},
       {:lora, Schema.nested(lora_schema()), []},
       {:regularizer, Schema.nested(regularizer_schema()), []},
@@ -207,25 +222,21 @@ defmodule DevstralElixir.Curriculum.Config do
 
   defp lora_schema do
     [
-      {:r, Schema.nilable(Schema.pos_integer()), nil},
-      {:alpha, Schema.nilable(Schema.pos_number()), nil},
-      {:dropout, Schema.nilable(Schema.fraction()), nil},
+      {:r, Schema.nilable(Schema.integer()), nil},
+      {:alpha, Schema.nilable(Schema.number()), nil},
+      {:dropout, Schema.nilable(Schema.number()), nil},
       {:target_modules, Schema.nilable(Schema.strings()), nil},
       {:train_embeddings, Schema.boolean(), false},
-      {:embeddings_learning_rate, Schema.nilable(Schema.pos_number()), nil}
+      {:embeddings_learning_rate, Schema.nilable(Schema.number()), nil}
     ]
   end
 
   defp regularizer_schema do
     [
-      {:kind, Schema.one_of([:none, :l2, :ewc]), :none},
-      {:weight, Schema.nilable(Schema.non_neg_number()), nil}
+      {:kind, Schema.nilable(Schema.name()), nil},
+      {:weight, Schema.nilable(Schema.number()), nil}
     ]
   end
-
-  defp patience(-1), do: {:ok, -1}
-  defp patience(n) when is_integer(n) and n > 0, do: {:ok, n}
-  defp patience(other), do: Schema.must("a positive integer, or -1 to disable", other)
 
   # Checked here only for shape; each stage checks the merged values.
   defp defaults(value) do
@@ -271,9 +282,7 @@ defmodule DevstralElixir.Curriculum.Config do
     where = "stages[#{number}]"
 
     with {:ok, merged} <- merge_defaults(top.defaults, raw, where),
-         {:ok, checked} <- Schema.validate(merged, stage_schema(), where),
-         :ok <- check_length(checked, where),
-         :ok <- check_embeddings(checked, number, where) do
+         {:ok, checked} <- Schema.validate(merged, stage_schema(), where) do
       gate = Map.merge(top.gate, checked.gate, fn _key, top_value, own -> own || top_value end)
 
       {:ok,
@@ -302,17 +311,6 @@ defmodule DevstralElixir.Curriculum.Config do
         else: value
     end)
   end
-
-  defp check_length(%{epochs: nil, max_steps: nil}, where),
-    do: {:error, "#{where} needs epochs or max_steps (a positive integer)"}
-
-  defp check_length(_stage, _where), do: :ok
-
-  defp check_embeddings(%{lora: %{train_embeddings: true}}, number, where) when number != 1,
-    do:
-      {:error, "#{where}.lora.train_embeddings is a stage 1 option, but this is stage #{number}"}
-
-  defp check_embeddings(_stage, _number, _where), do: :ok
 
   # Overrides
 

@@ -1,17 +1,22 @@
 defmodule DevstralElixir.Curriculum.Gate do
   @moduledoc """
-  The promotion gate of a curriculum stage, as a pure function.
+  The promotion gate of a curriculum stage, as a pure function over the
+  numbers the worker reported (the metrics of its `COMPLETED` Train event).
+  The worker measures; the host only compares.
 
   A stage passes when
 
-    * its Elixir eval loss improves by at least `min_elixir_improvement_pct`
-      percent: `(before - after) / before * 100 >= min`, and
-    * its general-code eval loss worsens by at most `max_general_regression_pct`
-      percent: `(after - before) / before * 100 <= max`.
+    * its Elixir eval loss improved by at least `min_elixir_improvement_pct`
+      percent: `-eval_loss_change_pct >= min`, and
+    * its general-code eval loss worsened by at most
+      `max_general_regression_pct` percent: `general_eval_loss_change_pct <= max`.
 
-  "Before" is the model the stage started from (the base model, or the
-  previous stage's adapter); "after" is the stage's adapter. Without a
-  general-code eval set the second rule is skipped, and the verdict says so.
+  The worker reports each change as `(after - before) / before * 100`, with
+  "before" the model the stage started from (the base model, or the previous
+  stage's adapter) and "after" the stage's adapter; the losses themselves
+  (`eval_loss_before`, `eval_loss`, `general_eval_loss_before`,
+  `general_eval_loss`) only make the reason readable. Without a general-code
+  measure the second rule is skipped, and the verdict says so.
   """
 
   defstruct min_elixir_improvement_pct: 1.0, max_general_regression_pct: 5.0
@@ -21,12 +26,8 @@ defmodule DevstralElixir.Curriculum.Gate do
           max_general_regression_pct: float()
         }
 
-  @type losses :: %{
-          required(:elixir_before) => number(),
-          required(:elixir_after) => number(),
-          optional(:general_before) => number() | nil,
-          optional(:general_after) => number() | nil
-        }
+  @typedoc "The worker's reported metrics (string keys, numbers)."
+  @type reported :: %{optional(String.t()) => number()}
 
   @type verdict :: %{
           passed: boolean(),
@@ -38,21 +39,15 @@ defmodule DevstralElixir.Curriculum.Gate do
           max_general_regression_pct: float()
         }
 
-  @doc "The verdict for a stage's eval losses."
-  @spec verdict(t(), losses()) :: verdict()
-  def verdict(%__MODULE__{} = gate, losses) do
-    elixir = change(losses[:elixir_before], losses[:elixir_after], "Elixir")
-    general_given? = losses[:general_before] != nil or losses[:general_after] != nil
-
-    general =
-      if general_given?,
-        do: change(losses[:general_before], losses[:general_after], "general-code")
+  @doc "The verdict on the numbers a stage's worker reported."
+  @spec verdict(t(), reported()) :: verdict()
+  def verdict(%__MODULE__{} = gate, reported) when is_map(reported) do
+    elixir = change(reported, "eval_loss", "Elixir")
+    general_given? = Enum.any?(Map.keys(reported), &String.starts_with?(&1, "general_eval_loss"))
+    general = if general_given?, do: change(reported, "general_eval_loss", "general-code")
 
     failures =
-      Enum.reject(
-        [elixir_failure(gate, elixir), general_failure(gate, general)],
-        &is_nil/1
-      )
+      Enum.reject([elixir_failure(gate, elixir), general_failure(gate, general)], &is_nil/1)
 
     %{
       passed: failures == [],
@@ -65,23 +60,20 @@ defmodule DevstralElixir.Curriculum.Gate do
     }
   end
 
-  @doc "The relative change from `before` to `after`, in percent of `before` (positive: it grew)."
-  @spec change_pct(number(), number()) :: float()
-  def change_pct(before, after_) when is_number(before) and is_number(after_) and before > 0,
-    do: (after_ - before) / before * 100
-
   # {:ok, before, after, change_pct} or {:invalid, message}
-  defp change(before, after_, label) do
-    if valid_loss?(before) and valid_loss?(after_) do
-      {:ok, before, after_, change_pct(before, after_)}
+  defp change(reported, key, label) do
+    before = reported["#{key}_before"]
+    after_ = reported[key]
+    change = reported["#{key}_change_pct"]
+
+    if is_number(change) and is_number(before) and is_number(after_) do
+      {:ok, before, after_, change / 1}
     else
       {:invalid,
-       "the #{label} eval loss is not usable (before #{inspect(before)}, after #{inspect(after_)}): " <>
-         "both must be positive numbers"}
+       "the worker reported no usable #{label} eval loss change (#{key}_before " <>
+         "#{inspect(before)}, #{key} #{inspect(after_)}, #{key}_change_pct #{inspect(change)})"}
     end
   end
-
-  defp valid_loss?(loss), do: is_number(loss) and loss > 0
 
   defp elixir_failure(_gate, {:invalid, message}), do: message
 

@@ -4,23 +4,29 @@ defmodule DevstralElixir.Curriculum.Preflight do
   in seconds with one message listing every problem, instead of failing at
   stage 3 after hours of stages 1 and 2.
 
-  What is checked, for every stage that will run (a stage whose metrics.json
-  already holds a verdict is skipped, as the run skips it):
+  What is checked, for every stage that will run (a stage that the run's
+  record already holds a verdict for is skipped, as the run skips it):
 
     * the output directory: the run directory can be created and written;
-    * the eval sets: they exist and hold Elixir rows (`EvalSets.check/3`),
-      and `general_eval` exists when configured;
     * the gate: it can pass at all (a loss cannot fall by 100% or more);
-    * the base model, the dataset and the training settings: the worker owns
-      their meaning, so the worker is asked (`Train` with `validate_only`)
-      rather than the host guessing. A message the worker gives for several
-      stages (a missing base model) is listed once, naming those stages.
+    * everything the worker owns, so the worker is asked (`Train` with
+      `validate_only`) rather than the host guessing: the base model, the
+      dataset, every training setting (with the worker's field-level
+      messages), and the eval sets (`eval_set` exists and holds Elixir rows
+      by the worker's own row definition; `general_eval` exists). A message
+      the worker gives for several stages (a missing base model) is listed
+      once, naming those stages.
 
-  The config file's own shape (unknown keys, types) was checked when it was
-  loaded (`DevstralElixir.Curriculum.Config`).
+  The same check runs twice: when the job is enqueued (`at_enqueue/3`, so
+  `POST /api/jobs` answers 400 at once, naming every problem, when the worker
+  can be asked within 15 s) and again when the job starts (the worker may
+  not have been up at enqueue, and files change).
+
+  The config file's own shape (unknown keys, wire types) was checked when it
+  was loaded (`DevstralElixir.Curriculum.Config`).
   """
 
-  alias DevstralElixir.Curriculum.{EvalSets, Plan, Requests, StageRun}
+  alias DevstralElixir.Curriculum.{Plan, TrainAndGate, WorkerClient}
   alias DevstralElixir.Curriculum.Config.Stage
 
   @doc """
@@ -36,7 +42,7 @@ defmodule DevstralElixir.Curriculum.Preflight do
   @spec check(Plan.t(), [Stage.t()], module(), Path.t() | nil) ::
           :ok | {:invalid, String.t()} | {:error, String.t()}
   def check(%Plan{} = plan, stages, client, init_adapter \\ nil) do
-    pending = Enum.reject(stages, &StageRun.done?(plan, &1))
+    pending = Enum.reject(stages, &TrainAndGate.done?(plan, &1))
 
     host_problems = output_dir_problems(plan) ++ Enum.flat_map(pending, &stage_problems(plan, &1))
 
@@ -53,6 +59,34 @@ defmodule DevstralElixir.Curriculum.Preflight do
           [] -> :ok
           problems -> {:invalid, describe(problems)}
         end
+    end
+  end
+
+  @enqueue_budget_ms 15_000
+
+  @doc """
+  The check at enqueue (a runner's `validate_args/1`): `{:error, message}`
+  for a plan that cannot run, else `:ok`. The worker is asked through the
+  configured client; when it cannot answer within
+  #{div(@enqueue_budget_ms, 1000)} s (still loading, or down), the job is
+  accepted and its own check at start decides, so enqueueing never hangs.
+  """
+  @spec at_enqueue(Plan.t(), [Stage.t()], Path.t() | nil) :: :ok | {:error, String.t()}
+  def at_enqueue(%Plan{} = plan, stages, init_adapter \\ nil) do
+    client = Application.get_env(:devstral_elixir, :curriculum_client, WorkerClient)
+    # A raise in the check must not take the enqueuing process down with it.
+    task =
+      Task.async(fn ->
+        try do
+          check(plan, stages, client, init_adapter)
+        rescue
+          exception -> {:error, Exception.message(exception)}
+        end
+      end)
+
+    case Task.yield(task, @enqueue_budget_ms) || Task.shutdown(task, :brutal_kill) do
+      {:ok, {:invalid, message}} -> {:error, message}
+      _ok_or_unknown -> :ok
     end
   end
 
@@ -94,17 +128,9 @@ defmodule DevstralElixir.Curriculum.Preflight do
     end
   end
 
-  # Eval sets and the gate
+  # The gate
 
-  defp stage_problems(plan, stage) do
-    eval =
-      case EvalSets.check(stage.eval_set, plan.config.general_eval, stage.number) do
-        :ok -> []
-        {:error, message} -> [message]
-      end
-
-    eval ++ gate_problems(stage)
-  end
+  defp stage_problems(_plan, stage), do: gate_problems(stage)
 
   defp gate_problems(%Stage{number: number, gate: gate}) do
     if gate.min_elixir_improvement_pct >= 100 do
@@ -145,20 +171,8 @@ defmodule DevstralElixir.Curriculum.Preflight do
     end
   end
 
-  defp request(plan, stage, init_adapter) do
-    dir = Plan.stage_dir(plan, stage.number)
-
-    Requests.train(stage,
-      job_id: "#{plan.job_id}-check-stage#{stage.number}",
-      base_model: plan.config.base_model,
-      dataset_dir: plan.config.dataset_dir,
-      output_dir: dir,
-      init_adapter: init_adapter,
-      general_eval: plan.config.general_eval,
-      resume: StageRun.checkpoint?(dir),
-      validate_only: true
-    )
-  end
+  defp request(plan, stage, init_adapter),
+    do: TrainAndGate.request(plan, stage, init_adapter, validate_only: true)
 
   # The worker lists its problems one a line.
   defp problems_of(message, number) do

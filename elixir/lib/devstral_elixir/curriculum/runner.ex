@@ -1,13 +1,14 @@
 defmodule DevstralElixir.Curriculum.Runner do
   @moduledoc """
-  The `:curriculum` job: runs the stages of a curriculum in order, each gated
-  by evaluation (`DevstralElixir.Curriculum.StageRun`), under
-  `adapters_dir/RUN/`:
+  The `:curriculum` job: runs the stages of a curriculum in order, each
+  trained and measured by the worker and gated by the host
+  (`DevstralElixir.Curriculum.TrainAndGate`), under `adapters_dir/RUN/`:
 
-    * `RUN/stageN/` - the stage's adapter (`adapter_config.json`, safetensors),
-      checkpoints and `metrics.json` (eval results and gate verdict);
-    * `RUN/eval/` - the eval sets and per-evaluation outputs;
-    * `RUN/run.json` - the run's status, its stages and the promoted adapter.
+    * `RUN/stageN/` - the worker's: the stage's adapter, checkpoints and
+      `metrics.json` (what it measured; the worker is its only writer);
+    * `RUN/run.json` - the host's (`DevstralElixir.Curriculum.RunRecord`): the
+      run's status, each stage's reported numbers and gate verdict, and the
+      promoted adapter.
 
   Before any training the whole plan is checked
   (`DevstralElixir.Curriculum.Preflight`): a plan that cannot finish fails at
@@ -18,8 +19,8 @@ defmodule DevstralElixir.Curriculum.Runner do
   and crashes in earlier, finished stages do not spend a later one's retries.
 
   A stage whose gate fails stops the run: the job fails without retry, the
-  reason is recorded in the job, the stage's metrics.json and run.json; the
-  adapter is kept on disk but not promoted. Any other failure is retried by
+  reason is recorded in the job and in run.json; the adapter is kept on disk
+  but not promoted. Any other failure is retried by
   the queue, and the retry skips the finished stages and resumes training
   from the last checkpoint.
 
@@ -52,7 +53,7 @@ defmodule DevstralElixir.Curriculum.Runner do
 
   @behaviour DevstralElixir.Jobs.Runner
 
-  alias DevstralElixir.Curriculum.{Files, Plan, Preflight, StageRun, WorkerClient}
+  alias DevstralElixir.Curriculum.{Plan, Preflight, RunRecord, TrainAndGate, WorkerClient}
   alias DevstralElixir.Jobs.Job
 
   @impl true
@@ -71,7 +72,7 @@ defmodule DevstralElixir.Curriculum.Runner do
 
   @impl true
   def validate_args(args) do
-    with {:ok, _plan} <- Plan.from_args(args), do: :ok
+    with {:ok, plan} <- Plan.from_args(args), do: Preflight.at_enqueue(plan, plan.config.stages)
   end
 
   @doc """
@@ -93,12 +94,12 @@ defmodule DevstralElixir.Curriculum.Runner do
 
   defp run_stages(plan, opts) do
     stages = plan.config.stages
-    :ok = write_run(plan, "running", [], nil)
+    :ok = RunRecord.write(plan, "running", [], nil)
 
     stages
     |> Enum.reduce_while({nil, []}, fn stage, {init_adapter, done} ->
       result =
-        StageRun.run(plan, stage,
+        TrainAndGate.run(plan, stage,
           client: opts[:client],
           report: opts[:report],
           init_adapter: init_adapter,
@@ -108,7 +109,7 @@ defmodule DevstralElixir.Curriculum.Runner do
       case result do
         {:ok, summary} ->
           done = done ++ [summary]
-          :ok = write_run(plan, "running", done, nil)
+          :ok = RunRecord.write(plan, "running", done, nil)
           {:cont, {summary.adapter, done}}
 
         {:gate_failed, summary} ->
@@ -125,50 +126,24 @@ defmodule DevstralElixir.Curriculum.Runner do
   end
 
   defp finish({_adapter, done}, plan) do
-    :ok = write_run(plan, "succeeded", done, nil)
-    {:ok, result(plan, "succeeded", done, nil)}
+    :ok = RunRecord.write(plan, "succeeded", done, nil)
+    {:ok, RunRecord.summary(plan, "succeeded", done, nil)}
   end
 
   defp finish({:gate_failed, summary, done}, plan) do
     reason =
       "stage #{summary.stage} gate failed: #{summary.reason}; its adapter is kept, not promoted"
 
-    :ok = write_run(plan, "stopped", done, reason)
+    :ok = RunRecord.write(plan, "stopped", done, reason)
     {:discard, reason}
   end
 
   defp finish({:invalid, reason, done}, plan) do
-    :ok = write_run(plan, "failed", done, reason)
+    :ok = RunRecord.write(plan, "failed", done, reason)
     {:discard, reason}
   end
 
   defp finish({:error, reason, _done}, _plan), do: {:error, reason}
-
-  defp write_run(plan, status, done, reason) do
-    path = Path.join(plan.run_dir, "run.json")
-
-    Files.write_json(
-      path,
-      result(plan, status, done, reason) |> Map.put(:updated_at, DateTime.utc_now())
-    )
-  end
-
-  defp result(plan, status, done, reason) do
-    promoted = done |> Enum.filter(& &1.passed) |> List.last()
-
-    %{
-      run: plan.run,
-      run_dir: plan.run_dir,
-      status: status,
-      reason: reason,
-      config: plan.config.path,
-      base_model: plan.config.base_model,
-      dataset_dir: plan.config.dataset_dir,
-      stages: done,
-      promoted_stage: promoted && promoted.stage,
-      promoted_adapter: promoted && promoted.adapter
-    }
-  end
 
   defp client, do: Application.get_env(:devstral_elixir, :curriculum_client, WorkerClient)
 end

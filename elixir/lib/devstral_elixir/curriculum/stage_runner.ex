@@ -2,17 +2,19 @@ defmodule DevstralElixir.Curriculum.StageRunner do
   @moduledoc """
   The `:train_stage` job (`mix train --stage N`): one stage of a curriculum,
   checked first (`DevstralElixir.Curriculum.Preflight`), then trained,
-  evaluated and gated exactly as inside a full run
-  (`DevstralElixir.Curriculum.StageRun`), into `adapters_dir/RUN/stageN/`.
+  measured and gated exactly as inside a full run
+  (`DevstralElixir.Curriculum.TrainAndGate`), into `adapters_dir/RUN/stageN/`,
+  and recorded in the run's `run.json`.
 
   It starts from `"init_adapter"` when given, else from the previous stage's
-  adapter of the same run when that exists, else from the base model.
+  adapter of the same run when run.json records that stage as passed, else
+  from the base model.
   Args: see `DevstralElixir.Curriculum.Plan` (`"stage"` is required).
   """
 
   @behaviour DevstralElixir.Jobs.Runner
 
-  alias DevstralElixir.Curriculum.{Config, Plan, Preflight, StageRun, WorkerClient}
+  alias DevstralElixir.Curriculum.{Config, Plan, Preflight, RunRecord, TrainAndGate, WorkerClient}
   alias DevstralElixir.Jobs.Job
 
   @impl true
@@ -33,7 +35,10 @@ defmodule DevstralElixir.Curriculum.StageRunner do
 
   @impl true
   def validate_args(args) do
-    with {:ok, _plan} <- Plan.from_args(args, stage?: true), do: :ok
+    with {:ok, plan} <- Plan.from_args(args, stage?: true),
+         {:ok, stage} <- Config.stage(plan.config, plan.stage) do
+      Preflight.at_enqueue(plan, [stage], plan.init_adapter)
+    end
   end
 
   @doc "Runs one stage of `plan` with a `WorkerClient` module; returns what a runner returns."
@@ -50,13 +55,17 @@ defmodule DevstralElixir.Curriculum.StageRunner do
   end
 
   defp run_stage(plan, stage, client, report, init_adapter) do
-    case StageRun.run(plan, stage, client: client, report: report, init_adapter: init_adapter) do
+    case TrainAndGate.run(plan, stage, client: client, report: report, init_adapter: init_adapter) do
       {:ok, summary} ->
+        :ok = RunRecord.write(plan, "stage #{stage.number} passed", [summary], nil)
         {:ok, Map.merge(summary, %{run: plan.run, run_dir: plan.run_dir})}
 
       {:gate_failed, summary} ->
-        {:discard,
-         "stage #{summary.stage} gate failed: #{summary.reason}; its adapter is kept, not promoted"}
+        reason =
+          "stage #{summary.stage} gate failed: #{summary.reason}; its adapter is kept, not promoted"
+
+        :ok = RunRecord.write(plan, "stopped", [summary], reason)
+        {:discard, reason}
 
       {:invalid, message} ->
         {:discard, message}
@@ -69,8 +78,10 @@ defmodule DevstralElixir.Curriculum.StageRunner do
   defp previous_adapter(_plan, 1), do: nil
 
   defp previous_adapter(plan, number) do
-    dir = Plan.stage_dir(plan, number - 1)
-    if File.regular?(Path.join(dir, "adapter_config.json")), do: dir, else: nil
+    case RunRecord.stage(plan, number - 1) do
+      %{"passed" => true, "adapter" => adapter} -> adapter
+      _ -> nil
+    end
   end
 
   defp client, do: Application.get_env(:devstral_elixir, :curriculum_client, WorkerClient)

@@ -47,8 +47,10 @@ defmodule DevstralElixir.Curriculum.ConfigTest do
     assert {s1.number, s2.number, s3.number} == {1, 2, 3}
     assert s1.eval_set == "/srv/data/datasets/curriculum/stage1/eval.jsonl"
     assert s1.lora.r == 32 and s1.lora.alpha == 64.0
-    assert s1.quantization == :nf4
-    assert s2.regularizer == %{kind: :l2, weight: 0.1}
+    assert s1.quantization == "nf4"
+    assert s1.save_minutes == 10.0 and s1.max_seq_length == 2048
+    assert s2.regularizer == %{kind: "l2", weight: 0.1}
+    assert {s2.epochs, s2.max_seq_length} == {1, 2048}
     assert s3.learning_rate == 5.0e-5
   end
 
@@ -73,7 +75,7 @@ defmodule DevstralElixir.Curriculum.ConfigTest do
     assert config.dataset_dir == "/srv/data/datasets/c"
     assert config.general_eval == "/srv/data/datasets/c/general.jsonl"
     assert s2.eval_set == "/srv/data/datasets/c/stage2/eval.jsonl"
-    assert s1.regularizer == %{kind: :none, weight: nil}
+    assert s1.regularizer == %{kind: nil, weight: nil}
     assert s1.epochs == 1 and s1.max_steps == nil
   end
 
@@ -102,26 +104,20 @@ defmodule DevstralElixir.Curriculum.ConfigTest do
 
   test "invalid configs are rejected with field-level messages" do
     cases = [
-      {base(stages: stage(2, epochs: 1, learning_rate: -1)),
-       "stages[2].learning_rate must be a positive number, got -1"},
-      {base(stages: stage(1, epochs: 1)), "stages[1].learning_rate is required"},
-      {base(stages: stage(3, learning_rate: 1.0e-4)), "stages[3] needs epochs or max_steps"},
-      {base(stages: stage(1, epochs: 0, learning_rate: 1.0e-4)),
-       "stages[1].epochs must be a positive integer, got 0"},
+      # Only wire types are the host's: ranges and meanings are the worker's
+      # (asked through validate_only; see the worker check test below).
+      {base(stages: stage(2, epochs: 1, learning_rate: "fast")),
+       ~s(stages[2].learning_rate must be a number, got "fast")},
+      {base(stages: stage(1, epochs: 1.5)), "stages[1].epochs must be an integer, got 1.5"},
       {base(stages: stage(2, epochs: 1, learning_rate: 1.0e-4, learnin_rate: 1)),
        "stages[2] has an unknown key :learnin_rate; known keys: :name, :epochs"},
-      {base(stages: stage(2, epochs: 1, learning_rate: 1.0e-4, lora: [r: 0])),
-       "stages[2].lora.r must be a positive integer, got 0"},
-      {base(stages: stage(2, epochs: 1, learning_rate: 1.0e-4, lora: [train_embeddings: true])),
-       "stages[2].lora.train_embeddings is a stage 1 option"},
-      {base(stages: stage(1, epochs: 1, learning_rate: 1.0e-4, regularizer: [kind: :lasso])),
-       "stages[1].regularizer.kind must be one of :none, :l2, :ewc, got :lasso"},
-      {base(stages: stage(1, epochs: 1, learning_rate: 1.0e-4, warmup_ratio: 1.5)),
-       "stages[1].warmup_ratio must be a number in [0, 1), got 1.5"},
-      {base(stages: stage(1, epochs: 1, learning_rate: 1.0e-4, early_stopping_patience: 0)),
-       "stages[1].early_stopping_patience must be a positive integer, or -1 to disable, got 0"},
-      {base(stages: stage(1, epochs: 1, learning_rate: 1.0e-4, quantization: "int8")),
-       ~s(stages[1].quantization must be one of :nf4, :none, got "int8")},
+      {base(stages: stage(2, epochs: 1, lora: [r: "8"])),
+       ~s(stages[2].lora.r must be an integer, got "8")},
+      {base(stages: stage(1, epochs: 1, regularizer: [kind: 3])),
+       "stages[1].regularizer.kind must be a name (an atom or a string), got 3"},
+      {base(stages: stage(1, save_minutes: "10")),
+       ~s(stages[1].save_minutes must be a number, got "10")},
+      {base(stages: stage(1, seed: -1)), "stages[1].seed must be an integer >= 0, got -1"},
       {base(stages: stage(2, :oops)), "stages[2] must be a keyword list, got :oops"},
       {base(stages: []), "stages must be a list of 1 to 3 stages"},
       {base(stages: List.duplicate([epochs: 1, learning_rate: 1.0], 4)),
@@ -147,8 +143,15 @@ defmodule DevstralElixir.Curriculum.ConfigTest do
   end
 
   test "a value from defaults is reported at the stage that uses it" do
-    assert {:error, "stages[1].batch_size must be a positive integer, got -2"} =
-             check(base(defaults: [batch_size: -2]))
+    assert {:error, "stages[1].batch_size must be an integer, got 2.5"} =
+             check(base(defaults: [batch_size: 2.5]))
+  end
+
+  test "training values are passed on unjudged: their ranges are the worker's" do
+    assert {:ok, config} =
+             check(base(stages: stage(2, epochs: 0, learning_rate: -1, lora: [r: 0])))
+
+    assert %{epochs: 0, learning_rate: -1.0, lora: %{r: 0}} = Enum.at(config.stages, 1)
   end
 
   test "file errors name the file" do
@@ -168,11 +171,11 @@ defmodule DevstralElixir.Curriculum.ConfigTest do
 
     File.write!(
       bad,
-      "[base_model: data_dir, dataset_dir: \"d\", stages: [[epochs: 1, learning_rate: -1]]]"
+      "[base_model: data_dir, dataset_dir: \"d\", stages: [[epochs: 1, learning_rate: :x]]]"
     )
 
     assert {:error, message} = Config.load(bad, [], data_dir: "/x")
-    assert message =~ "bad.exs: stages[1].learning_rate must be a positive number, got -1"
+    assert message =~ "bad.exs: stages[1].learning_rate must be a number, got :x"
     assert_raise ArgumentError, ~r/learning_rate/, fn -> Config.load!(bad) end
   end
 end

@@ -76,10 +76,15 @@ defmodule DevstralElixir.Curriculum.CurriculumJobTest do
   end
 
   test "invalid configs are rejected at enqueue, naming the field", ctx do
-    config = write_config(ctx.dir, stages: [[epochs: 1, learning_rate: -1]])
+    config = write_config(ctx.dir, stages: [[epochs: 1, learning_rate: "fast"]])
 
     assert {:error, message} = Queue.enqueue(ctx.queue, :curriculum, %{"config" => config})
-    assert message =~ "stages[1].learning_rate must be a positive number, got -1"
+    assert message =~ ~s(stages[1].learning_rate must be a number, got "fast")
+
+    # The whole pre-flight check runs at enqueue too (ranges are the worker's; see the e2e test).
+    config = write_config(ctx.dir, stages: [[epochs: 1, gate: [min_elixir_improvement_pct: 100]]])
+    assert {:error, message} = Queue.enqueue(ctx.queue, :curriculum, %{"config" => config})
+    assert message =~ "stages[1].gate.min_elixir_improvement_pct is 100"
 
     assert {:error, "args has an unknown key" <> _} =
              Queue.enqueue(ctx.queue, :curriculum, %{"bogus" => 1})

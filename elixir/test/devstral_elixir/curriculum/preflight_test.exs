@@ -4,7 +4,7 @@ defmodule DevstralElixir.Curriculum.PreflightTest do
   # (Train with validate_only) is covered end to end in tests/test_curriculum_e2e.py.
   use ExUnit.Case, async: true
 
-  alias DevstralElixir.Curriculum.{Config, Files, Plan, Preflight, Runner, StageRunner}
+  alias DevstralElixir.Curriculum.{Config, Plan, Preflight, RunRecord, Runner, StageRunner}
   alias DevstralElixir.Proto.TrainRequest
   alias DevstralElixir.Test.Jobs.CurriculumFixture
 
@@ -53,12 +53,6 @@ defmodule DevstralElixir.Curriculum.PreflightTest do
     }
   end
 
-  defp only_replay!(plan, number) do
-    File.write!(Path.join(plan.config.dataset_dir, "stage#{number}/eval.jsonl"), """
-    {"text": "import os", "source": "replay"}
-    """)
-  end
-
   defp validations do
     receive do
       {:validate_train, request} -> [request | validations()]
@@ -75,13 +69,18 @@ defmodule DevstralElixir.Curriculum.PreflightTest do
     ]
 
     plan = plan(root, stages: stages)
-    only_replay!(plan, 3)
     missing = plan.config.base_model
+    stage3_eval = Path.join(plan.config.dataset_dir, "stage3/eval.jsonl")
 
     Process.put(:validate, fn
       # The worker lists its problems one a line.
       %TrainRequest{stage: 1} ->
         {:invalid, "base_model: no model at '#{missing}'\nconfig.max_seq_length must be >= 8"}
+
+      # The eval set is the worker's to read (sent as eval_path).
+      %TrainRequest{stage: 3, eval_path: ^stage3_eval} ->
+        {:invalid,
+         "base_model: no model at '#{missing}'\neval_path: #{stage3_eval} has no Elixir rows"}
 
       _request ->
         {:invalid, "base_model: no model at '#{missing}'"}
@@ -91,14 +90,14 @@ defmodule DevstralElixir.Curriculum.PreflightTest do
 
     assert message =~ "the plan cannot run (4 problems); nothing was trained:"
 
-    assert message =~
-             "stages[3].eval_set: #{plan.config.dataset_dir}/stage3/eval.jsonl has no Elixir rows"
+    assert message =~ "stages[3] (worker): eval_path: #{stage3_eval} has no Elixir rows"
 
     assert message =~ "stages[2].gate.min_elixir_improvement_pct is 150.0"
     # The worker's message for every stage is listed once, naming the stages.
     assert message =~ "stages[1,2,3] (worker): base_model: no model at '#{missing}'"
     assert message =~ "stages[1] (worker): config.max_seq_length must be >= 8"
     assert length(String.split(message, "\n  - ")) == 5
+    assert message =~ "(4 problems)"
     # Nothing was written: not even run.json.
     refute File.exists?(plan.run_dir)
 
@@ -130,10 +129,10 @@ defmodule DevstralElixir.Curriculum.PreflightTest do
              Runner.execute(plan, client: CheckingClient)
 
     # Problems the host found are a verdict even so, and say what went unchecked.
-    only_replay!(plan, 2)
+    plan = plan(root, stages: [[epochs: 1, gate: [min_elixir_improvement_pct: 100]]])
     assert {:discard, message} = Runner.execute(plan, client: CheckingClient)
     assert message =~ "(2 problems)"
-    assert message =~ "stages[2].eval_set:"
+    assert message =~ "stages[1].gate.min_elixir_improvement_pct is 100"
 
     assert message =~
              "the worker could not check the plan: Train failed: the worker is not running"
@@ -141,13 +140,7 @@ defmodule DevstralElixir.Curriculum.PreflightTest do
 
   test "stages that already have a verdict are not checked again", %{root: root} do
     plan = plan(root)
-    only_replay!(plan, 1)
-
-    :ok =
-      Files.write_json(Path.join(plan.run_dir, "stage1/metrics.json"), %{
-        stage: 1,
-        gate: %{passed: true}
-      })
+    :ok = RunRecord.write(plan, "running", [%{stage: 1, passed: true, adapter: "/a"}], nil)
 
     assert :ok = Preflight.check(plan, plan.config.stages, CheckingClient)
     assert Enum.map(validations(), & &1.stage) == [2, 3]
@@ -157,15 +150,15 @@ defmodule DevstralElixir.Curriculum.PreflightTest do
     root: root
   } do
     plan = plan(root)
-    only_replay!(plan, 2)
     adapter = Path.join(root, "given-adapter")
+    Process.put(:validate, fn _ -> {:invalid, "eval_path: x has no Elixir rows"} end)
     plan = %{plan | stage: 2, init_adapter: adapter}
     {:ok, stage2} = Config.stage(plan.config, 2)
 
     assert {:discard, message} =
              StageRunner.execute(plan, stage2, CheckingClient, fn _ -> :ok end)
 
-    assert message =~ "nothing was trained: stages[2].eval_set:"
+    assert message =~ "nothing was trained: stages[2] (worker): eval_path: x has no Elixir rows"
     assert [%TrainRequest{stage: 2, init_adapter: ^adapter}] = validations()
   end
 end

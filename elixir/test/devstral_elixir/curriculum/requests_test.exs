@@ -2,7 +2,7 @@ defmodule DevstralElixir.Curriculum.RequestsTest do
   use ExUnit.Case, async: true
 
   alias DevstralElixir.Curriculum.{Config, Requests}
-  alias DevstralElixir.Proto.{EvaluateRequest, TrainRequest}
+  alias DevstralElixir.Proto.TrainRequest
 
   defp stage(kv) do
     {:ok, config} =
@@ -25,6 +25,7 @@ defmodule DevstralElixir.Curriculum.RequestsTest do
           embeddings_learning_rate: 1.0e-5
         ],
         early_stopping_patience: -1,
+        save_minutes: 2.5,
         packing: true
       )
 
@@ -59,6 +60,7 @@ defmodule DevstralElixir.Curriculum.RequestsTest do
     assert config.packing
     assert config.lora.r == 16 and config.lora.alpha == 0.0
     assert config.lora.target_modules == ["q_proj"]
+    assert config.save_minutes == 2.5
     assert config.lora.train_embeddings
     # It encodes, and decodes back to the same message.
     assert TrainRequest.decode!(TrainRequest.encode(request)) == request
@@ -74,19 +76,9 @@ defmodule DevstralElixir.Curriculum.RequestsTest do
       )
 
     assert request.config.quantization == ""
-    assert request.config.regularizer == "none"
+    assert request.config.regularizer == ""
+    assert request.config.save_minutes == 0.0
     assert request.config.max_steps == 3
-  end
-
-  test "evaluate requests: one loss dataset" do
-    assert %EvaluateRequest{
-             model: "/m",
-             adapter: "",
-             loss_datasets: ["/e.jsonl"],
-             output_path: ""
-           } = Requests.evaluate(job_id: "j", base_model: "/m", dataset: "/e.jsonl")
-
-    assert Requests.evaluate(job_id: "j", base_model: "/m", dataset: "/e", adapter: "/a").adapter ==
-             "/a"
+    assert request.eval_path == "/d/stage1/eval.jsonl"
   end
 end

@@ -1,15 +1,17 @@
 defmodule DevstralElixir.Test.Jobs.FakeWorkerClient do
   @moduledoc """
   A `DevstralElixir.Curriculum.WorkerClient` that stands in for the Python
-  worker: `train/2` writes an adapter directory as the trainer would, and
-  `evaluate/2` answers eval losses from a table.
+  worker: `train/2` writes an adapter directory and its `metrics.json` as the
+  trainer would, and reports the eval losses before and after (from a table)
+  in its COMPLETED metrics, as the worker does.
 
   Every call is sent to the calling process as `{:fake_worker, call, request}`
   (the test process when a test calls the runner directly). The calling
   process may put a script in its dictionary under `:fake_worker`:
 
     * `:losses` - `fn adapter_label, :elixir | :general -> loss end`, where
-      the label is `"base"` or the adapter directory's name (`"stage2"`);
+      the label is `"base"` or the adapter directory's name (`"stage2"`):
+      "before" is the init adapter's, "after" the output directory's;
     * `:train` - `fn request -> nil | reply end`; a non-nil reply is returned
       instead of training.
 
@@ -19,7 +21,7 @@ defmodule DevstralElixir.Test.Jobs.FakeWorkerClient do
 
   @behaviour DevstralElixir.Curriculum.WorkerClient
 
-  alias DevstralElixir.Proto.{EvaluateRequest, TrainRequest}
+  alias DevstralElixir.Proto.TrainRequest
 
   @elixir %{"base" => 3.0, "stage1" => 2.7, "stage2" => 2.43, "stage3" => 2.187}
   @general %{"base" => 2.0, "stage1" => 2.02, "stage2" => 2.0402, "stage3" => 2.0606}
@@ -40,7 +42,9 @@ defmodule DevstralElixir.Test.Jobs.FakeWorkerClient do
         File.mkdir_p!(request.output_dir)
         File.write!(Path.join(request.output_dir, "adapter_config.json"), ~s({"r": 32}))
         File.write!(Path.join(request.output_dir, "adapter_model.safetensors"), "weights")
-        completed = event("COMPLETED", 2, %{"loss" => 2.0, "eval_loss" => 2.1})
+        metrics = Map.merge(%{"loss" => 2.0}, measured(request))
+        File.write!(Path.join(request.output_dir, "metrics.json"), :jiffy.encode(metrics))
+        completed = event("COMPLETED", 2, metrics)
         report.(completed)
         {:ok, %{completed | artifact_path: request.output_dir}}
 
@@ -49,16 +53,31 @@ defmodule DevstralElixir.Test.Jobs.FakeWorkerClient do
     end
   end
 
-  @impl true
-  def evaluate(%EvaluateRequest{} = request, report) do
-    send(self(), {:fake_worker, :evaluate, request})
+  # What the worker measures: eval losses before (the starting adapter) and
+  # after (the stage's), and their changes in percent.
+  defp measured(request) do
     losses = Process.get(:fake_worker, %{})[:losses] || (&default_loss/2)
-    [dataset] = request.loss_datasets
-    kind = if String.contains?(Path.basename(dataset), "general"), do: :general, else: :elixir
-    label = if request.adapter == "", do: "base", else: Path.basename(request.adapter)
-    completed = event("COMPLETED", 1, %{"eval_loss" => losses.(label, kind)})
-    report.(completed)
-    {:ok, completed}
+    before = if request.init_adapter == "", do: "base", else: Path.basename(request.init_adapter)
+    after_ = Path.basename(request.output_dir)
+
+    for {prefix, kind} <- [{"eval_loss", :elixir}, {"general_eval_loss", :general}],
+        reduce: %{} do
+      acc ->
+        b = losses.(before, kind)
+        a = losses.(after_, kind)
+
+        Map.merge(acc, %{
+          "#{prefix}_before" => b,
+          prefix => a,
+          "#{prefix}_change_pct" => (a - b) / b * 100
+        })
+    end
+  end
+
+  @impl true
+  def evaluate(request, _report) do
+    send(self(), {:fake_worker, :evaluate, request})
+    {:error, "the curriculum no longer calls Evaluate: the worker measures inside Train"}
   end
 
   @impl true

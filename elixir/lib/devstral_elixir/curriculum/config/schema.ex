@@ -49,6 +49,29 @@ defmodule DevstralElixir.Curriculum.Config.Schema do
   def pos_integer,
     do: &if(is_integer(&1) and &1 > 0, do: {:ok, &1}, else: must("a positive integer", &1))
 
+  @doc "An integer (its range is the worker's to judge)."
+  @spec integer() :: check()
+  def integer, do: &if(is_integer(&1), do: {:ok, &1}, else: must("an integer", &1))
+
+  @doc "A number, as a float (its range is the worker's to judge)."
+  @spec number() :: check()
+  def number, do: &if(is_number(&1), do: {:ok, &1 / 1}, else: must("a number", &1))
+
+  @doc "An atom or a string, as a string (which names are valid is the worker's to judge)."
+  @spec name() :: check()
+  def name do
+    fn
+      value when is_atom(value) and not is_nil(value) and not is_boolean(value) ->
+        {:ok, Atom.to_string(value)}
+
+      value when is_binary(value) ->
+        {:ok, value}
+
+      value ->
+        must("a name (an atom or a string)", value)
+    end
+  end
+
   @doc "An integer >= 0."
   @spec non_neg_integer() :: check()
   def non_neg_integer,
