@@ -62,7 +62,7 @@ def test_events_end_with_completed(corpus: Corpus, tmp_path: Path) -> None:
         ),
         (
             {"config_json": '{"dedup": {"threshold": "high"}}'},
-            "config_json: dedup.threshold must be a number",
+            "config_json: dedup.threshold must be a finite number, got 'high'",
         ),
         ({"config_json": "{not json"}, "config_json: not valid JSON"),
         (
