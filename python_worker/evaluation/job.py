@@ -15,11 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from python_worker.evaluation.loss import eval_loss
-from python_worker.training import checkpoints
-from python_worker.training import model as model_mod
-from python_worker.training.data import DEFAULT_EVAL_TOKENS, DatasetError, RowEncoder, encode_files
-from python_worker.training.errors import Cancelled, InvalidRequest
-from python_worker.training.events import (
+from python_worker.job_events import (
     CANCELLED,
     COMPLETED,
     FAILED,
@@ -28,6 +24,10 @@ from python_worker.training.events import (
     Emit,
     Event,
 )
+from python_worker.training import checkpoints
+from python_worker.training import model as model_mod
+from python_worker.training.data import DEFAULT_EVAL_TOKENS, DatasetError, RowEncoder, encode_files
+from python_worker.training.errors import Cancelled, InvalidRequest
 from python_worker.training.job import model_config_path, model_context_length
 
 DEFAULT_MAX_LEN = 2048

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from python_worker.training.events import Event
+from python_worker.job_events import Event
 
 SYSTEM = "You are an Elixir expert."
 
