@@ -146,6 +146,10 @@ defmodule DevstralElixir.Curriculum.Preflight do
   # The worker's checks
 
   defp worker_problems(plan, stages, client, init_adapter) do
+    # function_exported?/3 does not load a module: without this, a client not
+    # yet loaded (the first check after boot) would skip the worker's checks.
+    Code.ensure_loaded(client)
+
     if function_exported?(client, :validate_train, 1) do
       stages
       |> Enum.reduce_while({:ok, []}, fn stage, {:ok, acc} ->
