@@ -282,7 +282,7 @@ def test_three_stages_run_end_to_end(host: HostProcess, dataset: Path, tmp_path:
         assert judged["adapter"] == str(stage_dir)
         for key, value in judged["reported"].items():
             assert stage[key] == pytest.approx(value, rel=1e-6), key
-        assert {"eval_loss_before", "eval_loss", "general_eval_loss_before", "general_eval_loss"} <= stage.keys()
+        assert {"eval_loss_before", "eval_loss", "eval_loss_change_pct"} <= stage.keys()
 
     stage1 = metrics(run_dir / "stage1")
     assert stage1["eval_loss"] < stage1["eval_loss_before"], stage1
