@@ -12,6 +12,8 @@
 | MAX_FRAME_BYTES | 67108864 (64 MiB)             | largest port frame accepted                      |
 | DATA_DIR        | <repo>/data                   | where models, datasets and adapters live         |
 | LOG_LEVEL       | INFO                          | DEBUG, INFO, WARNING or ERROR                     |
+| MAX_BATCH_SIZE  | 32                            | requests decoded together in one batch (transformers) |
+| MAX_WAITING_REQUESTS | 64                       | requests queued for a batch slot; more get RESOURCE_EXHAUSTED (HTTP 429) |
 
 An invalid value raises ConfigError naming the variable; the CLI exits with 2.
 """
@@ -51,6 +53,8 @@ class Config:
     max_frame_bytes: int
     data_dir: Path
     log_level: str
+    max_batch_size: int = 32
+    max_waiting_requests: int = 64
 
     @property
     def loopback(self) -> bool:
@@ -90,6 +94,14 @@ def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
+def batch_limits(env: Mapping[str, str]) -> tuple[int, int]:
+    """(MAX_BATCH_SIZE, MAX_WAITING_REQUESTS), validated; the transformers backend reads them."""
+    return (
+        _int("MAX_BATCH_SIZE", env.get("MAX_BATCH_SIZE", "32"), 1, None, "an integer >= 1"),
+        _int("MAX_WAITING_REQUESTS", env.get("MAX_WAITING_REQUESTS", "64"), 0, None, "an integer >= 0"),
+    )
+
+
 def load(env: Mapping[str, str], overrides: Mapping[str, str | None] | None = None) -> Config:
     """Build a Config from environment variables; overrides (CLI flags, by variable name) win."""
     merged = dict(env)
@@ -111,6 +123,7 @@ def load(env: Mapping[str, str], overrides: Mapping[str, str | None] | None = No
     if token is not None and (token != token.strip() or any(c.isspace() for c in token)):
         raise ConfigError("WORKER_TOKEN must not contain whitespace")
 
+    max_batch_size, max_waiting_requests = batch_limits(merged)
     return Config(
         model=None if model == NO_MODEL else model,
         backend=_choice("BACKEND", merged.get("BACKEND", "transformers"), BACKENDS),
@@ -128,4 +141,6 @@ def load(env: Mapping[str, str], overrides: Mapping[str, str | None] | None = No
         ),
         data_dir=Path(merged.get("DATA_DIR", str(DEFAULT_DATA_DIR))).expanduser(),
         log_level=_choice("LOG_LEVEL", merged.get("LOG_LEVEL", "INFO").upper(), LOG_LEVELS),
+        max_batch_size=max_batch_size,
+        max_waiting_requests=max_waiting_requests,
     )

@@ -4,7 +4,7 @@ A backend object holds one loaded model. The worker calls, in this order:
 
     backend.load(LoadOptions(...)) -> ModelInfo   # blocking: run it in a thread
     backend.encode(prompt) -> token ids           # plain, chat or FIM prompt
-    backend.generate(ids, options)                # async iterator of Deltas
+    backend.generate(ids, options, adapter=None)  # async iterator of Deltas
     backend.close()                               # free the weights / engine
 
 Everything here is transport-neutral plain data: the servicer converts it to and
@@ -109,9 +109,14 @@ class Backend(Protocol):
         or FIM tokens. Raises WorkerError(INVALID_ARGUMENT) for an unsupported kind."""
         ...
 
-    def generate(self, prompt_ids: list[int], options: SamplingOptions) -> AsyncIterator[Delta]:
+    def generate(
+        self, prompt_ids: list[int], options: SamplingOptions, *, adapter: str | None = None
+    ) -> AsyncIterator[Delta]:
         """Stream deltas; the last has finish_reason set. Closing the iterator early
-        (cancellation) must stop the computation promptly."""
+        (cancellation) must stop the computation promptly. `adapter` names a LoRA
+        adapter loaded on the model ("__base__" = the base; None = the backend's
+        default); an unknown one is WorkerError(NOT_FOUND). Too many waiting
+        requests is WorkerError(RESOURCE_EXHAUSTED)."""
         ...
 
     def close(self) -> None:

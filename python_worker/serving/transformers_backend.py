@@ -1,36 +1,37 @@
 """The transformers backend: any causal LM that loads with from_pretrained, on CPU or CUDA.
 
-Generation is our own incremental decoding loop rather than model.generate():
-one forward per token over a DynamicCache, so we can stream each token as it
-is produced, stop on a cancel flag between tokens and cut at stop sequences.
-Greedy decoding gives exactly model.generate(do_sample=False)'s tokens (tested).
+Generation is our own incremental decoding rather than model.generate(): one
+scheduler thread (serving/batching.py) runs every request's forward passes as
+one batch, so we can stream each token as it is produced, drop a cancelled
+request between tokens and cut at stop sequences. Greedy decoding gives exactly
+model.generate(do_sample=False)'s tokens, alone or batched (tested).
 
-The loop runs in a thread (torch releases the GIL in its kernels), so the event
-loop keeps serving other calls while a generation runs.
+The scheduler is a thread (torch releases the GIL in its kernels), so the event
+loop keeps serving other calls while generations run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
 from pathlib import Path
 from typing import Any, ClassVar
 
+from python_worker import config
 from python_worker.errors import failed_precondition, invalid_argument, not_found
 from python_worker.serving import prompts
 from python_worker.serving.base import (
     Delta,
-    FinishReason,
     LoadOptions,
     ModelInfo,
     Prompt,
     SamplingOptions,
 )
-from python_worker.serving.text_stream import IncrementalDetokenizer, StopMatcher
-from python_worker.threads import stream_in_thread
+from python_worker.serving.batching import BatchEngine
 
 log = logging.getLogger(__name__)
 
@@ -83,31 +84,34 @@ def context_length(config: Any, tokenizer: Any) -> int:
     return limit if 0 < limit < 10**7 else 2048
 
 
-def sample_token(logits: Any, options: SamplingOptions, generator: Any) -> int:
-    """Greedy argmax at temperature 0, else temperature + nucleus (top_p) sampling."""
-    import torch
-
-    if options.temperature == 0:
-        return int(torch.argmax(logits))
-    probs = torch.softmax(logits.float() / options.temperature, dim=-1)
-    if options.top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, descending=True)
-        # Keep the smallest prefix whose mass reaches top_p (always the top token).
-        keep = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs) < options.top_p
-        choice = torch.multinomial(sorted_probs * keep, 1, generator=generator)
-        return int(order[choice])
-    return int(torch.multinomial(probs, 1, generator=generator))
-
-
 class TransformersBackend:
     name: ClassVar[str] = "transformers"
 
-    def __init__(self, stream_interval: float = STREAM_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        stream_interval: float = STREAM_INTERVAL_S,
+        *,
+        max_batch_size: int | None = None,
+        max_waiting: int | None = None,
+    ) -> None:
         self.stream_interval = stream_interval
+        # Unset limits come from MAX_BATCH_SIZE / MAX_WAITING_REQUESTS (config.py).
+        env_batch, env_waiting = config.batch_limits(os.environ)
+        self.max_batch_size = max_batch_size if max_batch_size is not None else env_batch
+        self.max_waiting = max_waiting if max_waiting is not None else env_waiting
+        self._engine: BatchEngine | None = None
         self._info: ModelInfo | None = None
         self.model: Any = None
         self.tokenizer: Any = None
         self._eos: frozenset[int] = frozenset()
+        # Adapters (serving/adapters.py): once one is loaded, `peft` wraps the
+        # model and every forward names its adapter ("__base__" = none) via
+        # peft's adapter_names. peft applies that through hooks registered on
+        # the shared modules for the duration of a forward, so forwards and
+        # adapter loads hold this lock: concurrent streams would otherwise see
+        # each other's adapter.
+        self.peft: Any = None
+        self.adapter_lock = threading.Lock()
 
     @property
     def info(self) -> ModelInfo:
@@ -139,6 +143,17 @@ class TransformersBackend:
         eos = set(_as_list(getattr(model.generation_config, "eos_token_id", None)))
         eos.update(_as_list(tokenizer.eos_token_id))
         self.model, self.tokenizer, self._eos = model, tokenizer, frozenset(eos)
+        self._engine = BatchEngine(
+            model,
+            tokenizer,
+            self._eos,
+            device,
+            max_batch_size=self.max_batch_size,
+            max_waiting=self.max_waiting,
+            forward_lock=self.adapter_lock,
+            # PeftModel.from_pretrained names the adapter it applies "default".
+            default_adapter="default" if options.adapter else None,
+        )
         self._info = ModelInfo(
             id=options.model,
             path=path,
@@ -161,7 +176,17 @@ class TransformersBackend:
         )
         return self._info
 
+    @property
+    def engine(self) -> BatchEngine:
+        """The batch scheduler (only valid after load)."""
+        if self._engine is None:
+            raise RuntimeError("TransformersBackend used before load()")
+        return self._engine
+
     def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
         self.model = None
         self.tokenizer = None
         try:
@@ -177,74 +202,48 @@ class TransformersBackend:
     def encode(self, prompt: Prompt) -> list[int]:
         return prompts.encode(self.tokenizer, prompt, self.info.fim, self.info.id)
 
-    async def generate(self, prompt_ids: list[int], options: SamplingOptions) -> AsyncIterator[Delta]:
+    async def generate(
+        self, prompt_ids: list[int], options: SamplingOptions, *, adapter: str | None = None
+    ) -> AsyncIterator[Delta]:
         if options.max_tokens < 1:
             raise invalid_argument("max_tokens must be at least 1")
-
+        if self._engine is None:
+            raise failed_precondition("the model is not loaded")
+        loop = asyncio.get_running_loop()
         ready = DeltaBuffer(self.stream_interval)
+        woken = asyncio.Event()
+        failure: list[BaseException] = []
 
-        def decode(wake: Callable[[Any], bool], cancel: threading.Event) -> None:
-            self._decode(prompt_ids, options, lambda delta: ready.put(delta, wake), cancel)
+        def wake(_: Any) -> bool:
+            try:
+                loop.call_soon_threadsafe(woken.set)
+                return True
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                return False
 
-        # stream_in_thread sets `cancel` on completion, error and cancellation alike:
-        # the decode loop checks it before every forward, so compute stops within a token.
-        async with aclosing(stream_in_thread(decode, "generate")) as wakes:
-            async for _ in wakes:
+        def on_error(exc: BaseException) -> None:
+            failure.append(exc)
+            wake(None)
+
+        # The scheduler thread calls these; submit raises RESOURCE_EXHAUSTED when
+        # too many requests wait, or NOT_FOUND for an adapter that is not loaded.
+        request = self._engine.submit(prompt_ids, options, adapter, lambda d: ready.put(d, wake), on_error)
+        try:
+            while True:
                 delta = ready.take()
                 if delta is not None:
                     yield delta
-
-    def _decode(
-        self,
-        prompt_ids: list[int],
-        options: SamplingOptions,
-        emit: Callable[[Any], None],
-        cancel: threading.Event,
-    ) -> None:
-        import torch
-        from transformers import DynamicCache
-
-        model, device = self.model, self.info.device
-        detokenizer = IncrementalDetokenizer(self.tokenizer, prompt_ids)
-        stops = StopMatcher(options.stop)
-        generator = torch.Generator(device=device)
-        if options.seed is not None:
-            generator.manual_seed(options.seed)
-        else:
-            generator.seed()
-
-        def finish(text: str, token: int, reason: FinishReason) -> None:
-            # The end of the stream makes every held-back character final.
-            tail, stopped = stops.push(detokenizer.flush())
-            text += tail
-            if stopped:
-                reason = FinishReason.STOP
-            else:
-                text += stops.flush()
-            emit(Delta(text, (token,), reason))
-
-        with torch.inference_mode():
-            cache = DynamicCache(config=model.config)
-            input_ids = torch.tensor([prompt_ids], device=device)
-            for step in range(options.max_tokens):
-                if cancel.is_set():
-                    log.info("generation cancelled after %d tokens", step)
-                    return
-                # logits_to_keep=1: the prefill only needs the last position's logits.
-                out = model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
-                token = sample_token(out.logits[0, -1], options, generator)
-                if token in self._eos:
-                    finish("", token, FinishReason.STOP)
-                    return
-                text, stopped = stops.push(detokenizer.push(token))
-                if stopped:
-                    emit(Delta(text, (token,), FinishReason.STOP))
-                    return
-                if step == options.max_tokens - 1:
-                    finish(text, token, FinishReason.LENGTH)
-                    return
-                emit(Delta(text, (token,)))
-                input_ids = torch.tensor([[token]], device=device)
+                    if delta.finish_reason is not None:
+                        return
+                    continue
+                if failure:
+                    raise failure[0]
+                await woken.wait()
+                woken.clear()
+        finally:
+            # Finished, failed, cancelled or abandoned: the row leaves the batch
+            # before the next step (or the queue at once).
+            self._engine.cancel(request)
 
 
 class DeltaBuffer:

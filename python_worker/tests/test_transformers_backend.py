@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from contextlib import aclosing
 from dataclasses import replace
@@ -24,6 +23,7 @@ from python_worker.serving.base import (
     SamplingOptions,
     TextPrompt,
 )
+from python_worker.serving.batching import BatchEngine
 from python_worker.serving.transformers_backend import TransformersBackend
 
 PROMPTS = ["defmodule Foo do", "iex> Enum.map([1, 2, 3], fn x ->", "-module(lists).\n"]
@@ -89,35 +89,37 @@ def test_eos_finishes_with_stop(backend: TransformersBackend) -> None:
     k = next((i for i in range(1, len(greedy)) if greedy[i] not in greedy[:i]), 0)
     variant = TransformersBackend()
     variant.model, variant.tokenizer, variant._info = backend.model, backend.tokenizer, backend.info
-    variant._eos = frozenset({greedy[k]})
+    variant._engine = BatchEngine(
+        backend.model, backend.tokenizer, frozenset({greedy[k]}), "cpu", max_batch_size=4, max_waiting=4
+    )
     deltas = run_generate(variant, ids, SamplingOptions(max_tokens=12))
     assert tokens_of(deltas) == greedy[: k + 1]  # the EOS token is counted, not printed
     assert deltas[-1].finish_reason == FinishReason.STOP
     assert text_of(deltas) == backend.tokenizer.decode(greedy[:k])
 
 
-def test_closing_the_stream_stops_the_decode_thread(
+def test_closing_the_stream_removes_the_request_from_the_batch(
     backend: TransformersBackend, caplog: pytest.LogCaptureFixture
 ) -> None:
     ids = backend.encode(TextPrompt(PROMPTS[0]))
-    before = {t for t in threading.enumerate() if t.name == "generate"}
+    engine = backend.engine
 
-    def join_new_threads(timeout: float) -> bool:
+    def batch_empties(timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        for thread in [t for t in threading.enumerate() if t.name == "generate" and t not in before]:
-            thread.join(max(deadline - time.monotonic(), 0))
-            if thread.is_alive():
+        while engine._rows or engine.waiting():
+            if time.monotonic() > deadline:
                 return False
+            time.sleep(0.005)  # polling with a deadline, not synchronising by sleep
         return True
 
     async def first_then_close() -> bool:
         async with aclosing(backend.generate(ids, SamplingOptions(max_tokens=2000))) as stream:
             assert (await anext(stream)).token_ids
-        # Wait with the loop still running: only the cancel flag can stop the thread.
-        return await asyncio.to_thread(join_new_threads, 5.0)
+        # Wait with the loop still running: only the cancel flag can stop the row.
+        return await asyncio.to_thread(batch_empties, 5.0)
 
-    with caplog.at_level(logging.INFO, logger="python_worker.serving.transformers_backend"):
-        assert asyncio.run(first_then_close()), "the decode loop kept running after the stream closed"
+    with caplog.at_level(logging.INFO, logger="python_worker.serving.batching"):
+        assert asyncio.run(first_then_close()), "the request stayed in the batch after its stream closed"
     stopped = [r.getMessage() for r in caplog.records if "generation cancelled after" in r.getMessage()]
     assert len(stopped) == 1
     assert int(stopped[0].split()[-2]) < 50  # within a few tokens, not 2000
