@@ -20,6 +20,7 @@ from python_worker.config import Config
 from python_worker.jobs import JobRegistry
 from python_worker.models import BackendFactory, ModelManager, Status
 from python_worker.servicer import WorkerServicer
+from python_worker.serving.adapters import Adapters
 from python_worker.serving.base import LoadOptions
 from python_worker.transport.grpc_server import BindError, GrpcServer
 from python_worker.transport.port import PortTransport
@@ -38,7 +39,10 @@ class Worker:
         self.jobs = JobRegistry()
         default = LoadOptions(config.model, config.device, config.dtype) if config.model else None
         self.models = ModelManager(default, config.backend, factory=factory, on_status=self._on_status)
-        self.servicer = WorkerServicer(self.models, self.jobs, device=config.device, dtype=config.dtype)
+        self.adapters = Adapters(config.data_dir / "adapters", self.models.current_with_adapters)
+        self.servicer = WorkerServicer(
+            self.models, self.jobs, device=config.device, dtype=config.dtype, adapters=self.adapters
+        )
         self.grpc: GrpcServer | None = None
         self._loading: asyncio.Task[None] | None = None
 
@@ -48,7 +52,11 @@ class Worker:
             await self.grpc.set_ready(status is Status.READY)
 
     def start_loading(self) -> None:
-        self._loading = asyncio.create_task(self.models.load_default(), name="load-default-model")
+        # The recorded active adapter is loaded again before the worker reports
+        # ready, so a restarted (or killed and respawned) worker serves it at once.
+        self._loading = asyncio.create_task(
+            self.models.load_default(before_ready=self.adapters.restore), name="load-default-model"
+        )
 
     async def start_grpc(self) -> int:
         self.grpc = GrpcServer(

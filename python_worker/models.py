@@ -7,6 +7,10 @@ default load fails (a later LoadModel can still make it ready).
 
 A model replaced by a reload is closed only once no generation uses it, so
 in-flight streams finish on the weights they started with.
+
+Adapters (serving/adapters.py) live on a base model's entry: a request for the
+model id "<base>:<adapter>" runs on that adapter, and one for the base id on
+the active adapter, resolved once when the request starts.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import enum
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -29,7 +34,8 @@ from python_worker.errors import (
     not_found,
     unavailable,
 )
-from python_worker.serving.base import Backend, LoadOptions, ModelInfo
+from python_worker.serving.adapters import AdapterState
+from python_worker.serving.base import Backend, LoadOptions, ModelInfo, Prompt, SamplingOptions
 from python_worker.threads import run_in_thread
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,24 @@ class _Entry:
     backend: Backend
     users: int = 0
     retired: bool = False
+    adapters: AdapterState = field(default_factory=AdapterState)
+
+
+class AdapterBound:
+    """A backend as seen by one request for an adapter: generate runs on it."""
+
+    def __init__(self, backend: Backend, adapter: str, model_id: str) -> None:
+        self.backend = backend
+        self.adapter = adapter
+        self.name = backend.name
+        self.info = replace(backend.info, id=model_id, active_adapter=adapter)
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        return self.backend.encode(prompt)
+
+    def generate(self, prompt_ids: list[int], options: SamplingOptions) -> AsyncIterator[Any]:
+        generate: Any = self.backend.generate  # the adapter keyword: transformers backend only
+        return generate(prompt_ids, options, adapter=self.adapter)
 
 
 # Called with the new status and, with FAILED, the reason ("" otherwise).
@@ -88,6 +112,16 @@ class ModelManager:
     def list(self) -> list[ModelInfo]:
         return [entry.backend.info for entry in self._entries.values()]
 
+    def adapter_state(self, model_id: str) -> AdapterState:
+        """The adapters of a loaded model (empty for an unknown id)."""
+        entry = self._entries.get(model_id)
+        return entry.adapters if entry is not None else AdapterState()
+
+    def current_with_adapters(self) -> tuple[Backend, AdapterState]:
+        """The current model's backend and adapter state (for serving/adapters.py)."""
+        entry = self._resolve("")
+        return entry.backend, entry.adapters
+
     async def _set_status(self, status: Status, failure: str = "") -> None:
         self.status = status
         self.failure = failure
@@ -96,13 +130,20 @@ class ModelManager:
 
     # -- loading ----------------------------------------------------------------
 
-    async def load_default(self) -> None:
-        """Load the configured default model; the startup task runs this."""
+    async def load_default(self, before_ready: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Load the configured default model; the startup task runs this.
+        `before_ready` (restoring the active adapter) runs before the worker reports ready."""
         if self._default_options is None:
             await self._set_status(Status.READY)
             return
         try:
-            await self.load(self._default_options, self._default_backend)
+            await self.load(self._default_options, self._default_backend, announce=before_ready is None)
+            if before_ready is not None:
+                try:
+                    await before_ready()
+                except Exception:
+                    log.exception("preparing the default model failed; serving it as loaded")
+                await self._set_status(Status.READY)
         except WorkerError as exc:
             log.error("loading the default model %s failed: %s", self._default_options.model, exc.message)
             await self._set_status(Status.FAILED, exc.message)
@@ -110,8 +151,8 @@ class ModelManager:
             log.exception("loading the default model %s failed", self._default_options.model)
             await self._set_status(Status.FAILED, str(exc) or type(exc).__name__)
 
-    async def load(self, options: LoadOptions, backend_name: str = "") -> ModelInfo:
-        """Load (or reload) a model and make it the current one."""
+    async def load(self, options: LoadOptions, backend_name: str = "", *, announce: bool = True) -> ModelInfo:
+        """Load (or reload) a model and make it the current one; `announce` reports ready."""
         if not options.model:
             raise invalid_argument("model is required")
         if not config.DEVICE_PATTERN.match(options.device):
@@ -123,12 +164,12 @@ class ModelManager:
             raise invalid_argument(f"unknown backend {name!r}; expected one of {sorted(serving.REGISTRY)}")
         # Shielded: a caller that gives up (cancels) must not leave a half-registered
         # model, and the weights are loading anyway. close() reaps what is left.
-        task = asyncio.ensure_future(self._load_locked(options, name))
+        task = asyncio.ensure_future(self._load_locked(options, name, announce))
         self._loads.add(task)
         task.add_done_callback(self._loads.discard)
         return await asyncio.shield(task)
 
-    async def _load_locked(self, options: LoadOptions, name: str) -> ModelInfo:
+    async def _load_locked(self, options: LoadOptions, name: str, announce: bool = True) -> ModelInfo:
         async with self._lock:
             backend = self._factory(name)
             try:
@@ -143,7 +184,7 @@ class ModelManager:
             self._current = info.id
             if old is not None:
                 self._retire(old)
-        if not self.ready:
+        if announce and not self.ready:
             await self._set_status(Status.READY)
         return info
 
@@ -164,6 +205,26 @@ class ModelManager:
         self._current = None
 
     # -- lookup -----------------------------------------------------------------
+
+    def _resolve_adapter(self, model: str) -> tuple[_Entry, str]:
+        """The entry and adapter ("" = none) a request for `model` runs on."""
+        if not model:
+            entry = self._resolve(model)
+            return entry, entry.adapters.active
+        entry = self._entries.get(model)
+        if entry is not None:
+            return entry, entry.adapters.active
+        for entry in self._entries.values():
+            info = entry.backend.info
+            for prefix in (info.id, info.path, Path(info.path).name):
+                if model.startswith(prefix + ":"):
+                    adapter = model[len(prefix) + 1 :]
+                    if adapter in entry.adapters.loaded:
+                        return entry, adapter
+                    loaded = ", ".join(f"{info.id}:{a}" for a in sorted(entry.adapters.loaded)) or "none"
+                    raise not_found(f"adapter {adapter} of model {info.id} is not loaded (loaded adapters: {loaded})")
+        entry = self._resolve(model)
+        return entry, entry.adapters.active
 
     def _resolve(self, model: str) -> _Entry:
         if not model:
@@ -190,10 +251,16 @@ class ModelManager:
     @asynccontextmanager
     async def use(self, model: str) -> AsyncIterator[Backend]:
         """The backend for `model` ("" = current), kept open while the block runs."""
-        entry = self._resolve(model)
+        entry, adapter = self._resolve_adapter(model)
         entry.users += 1
         try:
-            yield entry.backend
+            if adapter:
+                # A request named by the base id reports the base id; one named
+                # by the adapter's id reports that.
+                model_id = model if model and model != entry.backend.info.id and ":" in model else entry.backend.info.id
+                yield AdapterBound(entry.backend, adapter, model_id)  # type: ignore[misc]
+            else:
+                yield entry.backend
         finally:
             entry.users -= 1
             if entry.retired and entry.users == 0:

@@ -26,6 +26,7 @@ from python_worker.jobs import JobRegistry
 from python_worker.models import ModelManager, Status
 from python_worker.proto import worker_pb2 as pb
 from python_worker.proto import worker_pb2_grpc
+from python_worker.serving.adapters import AdapterRecord, Adapters, AdapterState, SmokeResult
 from python_worker.serving.base import LoadOptions, ModelInfo
 from python_worker.threads import iterate_in_thread, run_in_thread
 
@@ -76,7 +77,7 @@ _HEALTH_STATES = {
 }
 
 
-def model_info_proto(info: ModelInfo) -> pb.ModelInfo:
+def model_info_proto(info: ModelInfo, adapters: AdapterState | None = None) -> pb.ModelInfo:
     message = pb.ModelInfo(
         id=info.id,
         path=info.path,
@@ -86,16 +87,59 @@ def model_info_proto(info: ModelInfo) -> pb.ModelInfo:
         context_length=info.context_length,
         parameters=info.parameters,
         has_chat_template=info.has_chat_template,
-        active_adapter=info.active_adapter,
+        active_adapter=(adapters.active if adapters and adapters.active else info.active_adapter),
+        loaded_adapters=sorted(adapters.loaded) if adapters else [],
     )
     if info.fim is not None:
         message.fim.CopyFrom(pb.FimTokens(prefix=info.fim.prefix, suffix=info.fim.suffix, middle=info.fim.middle))
     return message
 
 
+def smoke_proto(result: SmokeResult) -> pb.SmokeTest:
+    return pb.SmokeTest(
+        generated=result.generated,
+        parsed=result.parsed,
+        prompts=result.prompts,
+        require_parse=result.require_parse,
+        note=result.note,
+    )
+
+
+def adapter_proto(record: AdapterRecord, state: AdapterState | None, smoke: SmokeResult | None) -> pb.AdapterInfo:
+    message = pb.AdapterInfo(
+        name=record.name,
+        path=str(record.path),
+        base_model=record.base_model,
+        stage=record.stage,
+        run=record.run,
+        rank=record.rank,
+        created_at=record.created_at,
+        metrics_json=record.metrics_json,
+        promoted=record.promoted,
+        gate_json=record.gate_json,
+        loaded=bool(state and record.name in state.loaded),
+        active=bool(state and record.name == state.active),
+        previous=bool(state and state.active != "" and record.name == state.previous),
+    )
+    if record.gate_passed is not None:
+        message.gate_passed = record.gate_passed
+    if smoke is not None:
+        message.smoke_test.CopyFrom(smoke_proto(smoke))
+    return message
+
+
 class WorkerServicer(worker_pb2_grpc.WorkerServicer):
-    def __init__(self, models: ModelManager, jobs: JobRegistry, *, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(
+        self,
+        models: ModelManager,
+        jobs: JobRegistry,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        adapters: Adapters | None = None,
+    ) -> None:
         self.models = models
+        self.adapters = adapters
         self.jobs = jobs
         self.device = device  # the configured device, reported until a model is loaded
         self.dtype = dtype
@@ -117,7 +161,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             pid=os.getpid(),
         )
         if current is not None:
-            response.model.CopyFrom(model_info_proto(current))
+            response.model.CopyFrom(model_info_proto(current, self.models.adapter_state(current.id)))
         return response
 
     @unary
@@ -129,11 +173,13 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             adapter=request.adapter,
         )
         info = await self.models.load(options, request.backend)
-        return pb.LoadModelResponse(model=model_info_proto(info))
+        return pb.LoadModelResponse(model=model_info_proto(info, self.models.adapter_state(info.id)))
 
     @unary
     async def ListModels(self, request: pb.ListModelsRequest, context: Any) -> pb.ListModelsResponse:
-        return pb.ListModelsResponse(models=[model_info_proto(info) for info in self.models.list()])
+        return pb.ListModelsResponse(
+            models=[model_info_proto(info, self.models.adapter_state(info.id)) for info in self.models.list()]
+        )
 
     # -- generation -------------------------------------------------------------
 
@@ -205,12 +251,38 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             async for event in iterate_in_thread(events, name=kind):
                 yield event
 
+    # -- adapters (serving/adapters.py) -----------------------------------------
+
+    def _adapters(self) -> Adapters:
+        if self.adapters is None:
+            raise unimplemented("this worker was started without an adapter registry (no DATA_DIR)")
+        return self.adapters
+
     @unary
     async def ListAdapters(self, request: pb.ListAdaptersRequest, context: Any) -> pb.ListAdaptersResponse:
-        # Wiring point: the adapter registry under DATA_DIR/adapters.
-        raise unimplemented("ListAdapters is not available yet: the adapter registry is not built in this worker")
+        adapters = self._adapters()
+        records, state, base = await run_in_thread(adapters.listing, request.root)
+        return pb.ListAdaptersResponse(
+            adapters=[adapter_proto(r, state, adapters.smoke_result(r.name)) for r in records],
+            active=state.active if state else "",
+            previous=state.previous if state else "",
+            base_model=base.id if base else "",
+        )
 
     @unary
     async def ActivateAdapter(self, request: pb.ActivateAdapterRequest, context: Any) -> pb.ActivateAdapterResponse:
-        # Wiring point: the adapter registry; activation reloads via self.models.load(adapter=...).
-        raise unimplemented("ActivateAdapter is not available yet: the adapter registry is not built in this worker")
+        state, smoke = await self._adapters().activate(request.adapter)
+        return self._activation(state, smoke)
+
+    @unary
+    async def RollbackAdapter(self, request: pb.RollbackAdapterRequest, context: Any) -> pb.ActivateAdapterResponse:
+        return self._activation(await self._adapters().rollback(), None)
+
+    def _activation(self, state: AdapterState, smoke: SmokeResult | None) -> pb.ActivateAdapterResponse:
+        current = self.models.current()
+        response = pb.ActivateAdapterResponse(active=state.active, previous=state.previous)
+        if current is not None:
+            response.model.CopyFrom(model_info_proto(current, state))
+        if smoke is not None:
+            response.smoke_test.CopyFrom(smoke_proto(smoke))
+        return response

@@ -123,7 +123,7 @@ class FimTokens(_message.Message):
     def __init__(self, prefix: _Optional[str] = ..., suffix: _Optional[str] = ..., middle: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("id", "path", "backend", "device", "dtype", "context_length", "parameters", "fim", "has_chat_template", "active_adapter")
+    __slots__ = ("id", "path", "backend", "device", "dtype", "context_length", "parameters", "fim", "has_chat_template", "active_adapter", "loaded_adapters")
     ID_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +134,7 @@ class ModelInfo(_message.Message):
     FIM_FIELD_NUMBER: _ClassVar[int]
     HAS_CHAT_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    LOADED_ADAPTERS_FIELD_NUMBER: _ClassVar[int]
     id: str
     path: str
     backend: str
@@ -144,7 +145,8 @@ class ModelInfo(_message.Message):
     fim: FimTokens
     has_chat_template: bool
     active_adapter: str
-    def __init__(self, id: _Optional[str] = ..., path: _Optional[str] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., context_length: _Optional[int] = ..., parameters: _Optional[int] = ..., fim: _Optional[_Union[FimTokens, _Mapping]] = ..., has_chat_template: _Optional[bool] = ..., active_adapter: _Optional[str] = ...) -> None: ...
+    loaded_adapters: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., path: _Optional[str] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., context_length: _Optional[int] = ..., parameters: _Optional[int] = ..., fim: _Optional[_Union[FimTokens, _Mapping]] = ..., has_chat_template: _Optional[bool] = ..., active_adapter: _Optional[str] = ..., loaded_adapters: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ChatMessage(_message.Message):
     __slots__ = ("role", "content")
@@ -436,7 +438,7 @@ class CancelJobResponse(_message.Message):
     def __init__(self, found: _Optional[bool] = ...) -> None: ...
 
 class AdapterInfo(_message.Message):
-    __slots__ = ("name", "path", "base_model", "stage", "run", "active", "merged", "metrics_json")
+    __slots__ = ("name", "path", "base_model", "stage", "run", "active", "merged", "metrics_json", "rank", "created_at", "loaded", "gate_passed", "promoted", "gate_json", "previous", "smoke_test")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -445,6 +447,14 @@ class AdapterInfo(_message.Message):
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     MERGED_FIELD_NUMBER: _ClassVar[int]
     METRICS_JSON_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LOADED_FIELD_NUMBER: _ClassVar[int]
+    GATE_PASSED_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_FIELD_NUMBER: _ClassVar[int]
+    GATE_JSON_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    SMOKE_TEST_FIELD_NUMBER: _ClassVar[int]
     name: str
     path: str
     base_model: str
@@ -453,7 +463,29 @@ class AdapterInfo(_message.Message):
     active: bool
     merged: bool
     metrics_json: str
-    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., base_model: _Optional[str] = ..., stage: _Optional[int] = ..., run: _Optional[str] = ..., active: _Optional[bool] = ..., merged: _Optional[bool] = ..., metrics_json: _Optional[str] = ...) -> None: ...
+    rank: int
+    created_at: str
+    loaded: bool
+    gate_passed: bool
+    promoted: bool
+    gate_json: str
+    previous: bool
+    smoke_test: SmokeTest
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., base_model: _Optional[str] = ..., stage: _Optional[int] = ..., run: _Optional[str] = ..., active: _Optional[bool] = ..., merged: _Optional[bool] = ..., metrics_json: _Optional[str] = ..., rank: _Optional[int] = ..., created_at: _Optional[str] = ..., loaded: _Optional[bool] = ..., gate_passed: _Optional[bool] = ..., promoted: _Optional[bool] = ..., gate_json: _Optional[str] = ..., previous: _Optional[bool] = ..., smoke_test: _Optional[_Union[SmokeTest, _Mapping]] = ...) -> None: ...
+
+class SmokeTest(_message.Message):
+    __slots__ = ("generated", "parsed", "prompts", "require_parse", "note")
+    GENERATED_FIELD_NUMBER: _ClassVar[int]
+    PARSED_FIELD_NUMBER: _ClassVar[int]
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_PARSE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    generated: bool
+    parsed: int
+    prompts: int
+    require_parse: bool
+    note: str
+    def __init__(self, generated: _Optional[bool] = ..., parsed: _Optional[int] = ..., prompts: _Optional[int] = ..., require_parse: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
 
 class ListAdaptersRequest(_message.Message):
     __slots__ = ("root",)
@@ -462,10 +494,16 @@ class ListAdaptersRequest(_message.Message):
     def __init__(self, root: _Optional[str] = ...) -> None: ...
 
 class ListAdaptersResponse(_message.Message):
-    __slots__ = ("adapters",)
+    __slots__ = ("adapters", "active", "previous", "base_model")
     ADAPTERS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
     adapters: _containers.RepeatedCompositeFieldContainer[AdapterInfo]
-    def __init__(self, adapters: _Optional[_Iterable[_Union[AdapterInfo, _Mapping]]] = ...) -> None: ...
+    active: str
+    previous: str
+    base_model: str
+    def __init__(self, adapters: _Optional[_Iterable[_Union[AdapterInfo, _Mapping]]] = ..., active: _Optional[str] = ..., previous: _Optional[str] = ..., base_model: _Optional[str] = ...) -> None: ...
 
 class ActivateAdapterRequest(_message.Message):
     __slots__ = ("adapter",)
@@ -474,7 +512,17 @@ class ActivateAdapterRequest(_message.Message):
     def __init__(self, adapter: _Optional[str] = ...) -> None: ...
 
 class ActivateAdapterResponse(_message.Message):
-    __slots__ = ("model",)
+    __slots__ = ("model", "active", "previous", "smoke_test")
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    SMOKE_TEST_FIELD_NUMBER: _ClassVar[int]
     model: ModelInfo
-    def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
+    active: str
+    previous: str
+    smoke_test: SmokeTest
+    def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ..., active: _Optional[str] = ..., previous: _Optional[str] = ..., smoke_test: _Optional[_Union[SmokeTest, _Mapping]] = ...) -> None: ...
+
+class RollbackAdapterRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -89,6 +89,11 @@ class WorkerStub:
                 request_serializer=python__worker_dot_proto_dot_worker__pb2.ActivateAdapterRequest.SerializeToString,
                 response_deserializer=python__worker_dot_proto_dot_worker__pb2.ActivateAdapterResponse.FromString,
                 _registered_method=True)
+        self.RollbackAdapter = channel.unary_unary(
+                '/devstral.worker.v1.Worker/RollbackAdapter',
+                request_serializer=python__worker_dot_proto_dot_worker__pb2.RollbackAdapterRequest.SerializeToString,
+                response_deserializer=python__worker_dot_proto_dot_worker__pb2.ActivateAdapterResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServicer:
@@ -162,6 +167,13 @@ class WorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RollbackAdapter(self, request, context):
+        """Makes the previous active adapter (kept loaded) active again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -218,6 +230,11 @@ def add_WorkerServicer_to_server(servicer, server):
             'ActivateAdapter': grpc.unary_unary_rpc_method_handler(
                     servicer.ActivateAdapter,
                     request_deserializer=python__worker_dot_proto_dot_worker__pb2.ActivateAdapterRequest.FromString,
+                    response_serializer=python__worker_dot_proto_dot_worker__pb2.ActivateAdapterResponse.SerializeToString,
+            ),
+            'RollbackAdapter': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackAdapter,
+                    request_deserializer=python__worker_dot_proto_dot_worker__pb2.RollbackAdapterRequest.FromString,
                     response_serializer=python__worker_dot_proto_dot_worker__pb2.ActivateAdapterResponse.SerializeToString,
             ),
     }
@@ -517,6 +534,33 @@ class Worker:
             target,
             '/devstral.worker.v1.Worker/ActivateAdapter',
             python__worker_dot_proto_dot_worker__pb2.ActivateAdapterRequest.SerializeToString,
+            python__worker_dot_proto_dot_worker__pb2.ActivateAdapterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackAdapter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/devstral.worker.v1.Worker/RollbackAdapter',
+            python__worker_dot_proto_dot_worker__pb2.RollbackAdapterRequest.SerializeToString,
             python__worker_dot_proto_dot_worker__pb2.ActivateAdapterResponse.FromString,
             options,
             channel_credentials,

@@ -265,8 +265,6 @@ def test_cancel_job_finds_registered_jobs() -> None:
     ("method", "request_message", "streaming"),
     [
         ("Embed", pb.EmbedRequest(), False),
-        ("ListAdapters", pb.ListAdaptersRequest(), False),
-        ("ActivateAdapter", pb.ActivateAdapterRequest(), False),
     ],
 )
 def test_unbuilt_methods_say_what_is_missing(method: str, request_message: Any, streaming: bool) -> None:

@@ -475,7 +475,8 @@ defmodule DevstralElixir.Proto.ModelInfo do
             parameters: 0,
             fim: nil,
             has_chat_template: false,
-            active_adapter: ""
+            active_adapter: "",
+            loaded_adapters: []
 
   @type t :: %__MODULE__{
           # The id clients name in requests (the MODEL value it was loaded from).
@@ -488,7 +489,10 @@ defmodule DevstralElixir.Proto.ModelInfo do
           parameters: integer(),
           fim: DevstralElixir.Proto.FimTokens.t() | nil,
           has_chat_template: boolean(),
-          active_adapter: String.t()
+          active_adapter: String.t(),
+          # The adapters loaded on this model, by name (e.g. "RUN/stage3"); each is
+          # served as the model id "<id>:<name>".
+          loaded_adapters: [String.t()]
         }
 
   @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.ModelInfo", [
@@ -506,7 +510,8 @@ defmodule DevstralElixir.Proto.ModelInfo do
               kind: :optional
             },
             %{number: 9, name: :has_chat_template, type: :bool, kind: :scalar},
-            %{number: 10, name: :active_adapter, type: :string, kind: :scalar}
+            %{number: 10, name: :active_adapter, type: :string, kind: :scalar},
+            %{number: 11, name: :loaded_adapters, type: :string, kind: :repeated}
           ])
 
   @doc "Encodes the message as protobuf bytes."
@@ -1515,18 +1520,46 @@ defmodule DevstralElixir.Proto.AdapterInfo do
             run: "",
             active: false,
             merged: false,
-            metrics_json: ""
+            metrics_json: "",
+            rank: 0,
+            created_at: "",
+            loaded: false,
+            gate_passed: nil,
+            promoted: false,
+            gate_json: "",
+            previous: false,
+            smoke_test: nil
 
   @type t :: %__MODULE__{
+          # The adapter's path under the adapters root, e.g. "RUN/stage3"; served as
+          # the model id "<base model id>:<name>" once loaded.
           name: String.t(),
           path: String.t(),
+          # base_model_name_or_path from adapter_config.json.
           base_model: String.t(),
           stage: integer(),
           run: String.t(),
           active: boolean(),
           # True when the serving artifact is a merged model (embeddings trained).
           merged: boolean(),
-          metrics_json: String.t()
+          # The worker's metrics.json, verbatim ("" when absent).
+          metrics_json: String.t(),
+          # LoRA rank `r` from adapter_config.json.
+          rank: integer(),
+          # Modification time of adapter_config.json, RFC 3339 UTC.
+          created_at: String.t(),
+          loaded: boolean(),
+          # The host's gate verdict for this stage from RUN/run.json: absent when the
+          # run has not judged it. `optional` because false is a real verdict.
+          gate_passed: boolean() | nil,
+          # This stage is its run's promoted adapter (run.json promoted_stage).
+          promoted: boolean(),
+          # The stage's record in run.json, verbatim JSON ("" when absent).
+          gate_json: String.t(),
+          # The adapter is loaded and is the previous active one (rollback target).
+          previous: boolean(),
+          # The last smoke test of this adapter in this worker, if any.
+          smoke_test: DevstralElixir.Proto.SmokeTest.t() | nil
         }
 
   @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.AdapterInfo", [
@@ -1537,7 +1570,72 @@ defmodule DevstralElixir.Proto.AdapterInfo do
             %{number: 5, name: :run, type: :string, kind: :scalar},
             %{number: 6, name: :active, type: :bool, kind: :scalar},
             %{number: 7, name: :merged, type: :bool, kind: :scalar},
-            %{number: 8, name: :metrics_json, type: :string, kind: :scalar}
+            %{number: 8, name: :metrics_json, type: :string, kind: :scalar},
+            %{number: 9, name: :rank, type: :int32, kind: :scalar},
+            %{number: 10, name: :created_at, type: :string, kind: :scalar},
+            %{number: 11, name: :loaded, type: :bool, kind: :scalar},
+            %{number: 12, name: :gate_passed, type: :bool, kind: :optional},
+            %{number: 13, name: :promoted, type: :bool, kind: :scalar},
+            %{number: 14, name: :gate_json, type: :string, kind: :scalar},
+            %{number: 15, name: :previous, type: :bool, kind: :scalar},
+            %{
+              number: 16,
+              name: :smoke_test,
+              type: {:message, DevstralElixir.Proto.SmokeTest},
+              kind: :optional
+            }
+          ])
+
+  @doc "Encodes the message as protobuf bytes."
+  @spec encode(t()) :: binary()
+  def encode(%__MODULE__{} = msg), do: DevstralElixir.Proto.Message.encode(msg)
+
+  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."
+  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}
+  def decode(bytes), do: DevstralElixir.Proto.Message.decode(__MODULE__, bytes)
+
+  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."
+  @spec decode!(binary()) :: t()
+  def decode!(bytes), do: DevstralElixir.Proto.Message.decode!(__MODULE__, bytes)
+
+  @doc false
+  @spec __schema__() :: DevstralElixir.Proto.Message.schema()
+  def __schema__, do: @schema
+end
+
+defmodule DevstralElixir.Proto.SmokeTest do
+  @moduledoc """
+  The activation smoke test: a short greedy generation on fixed Elixir
+  prompts, each output checked with Elixir's parser (Code.string_to_quoted).
+
+  Protobuf message `devstral.worker.v1.SmokeTest`.
+  """
+
+  defstruct generated: false,
+            parsed: 0,
+            prompts: 0,
+            require_parse: false,
+            note: ""
+
+  @type t :: %__MODULE__{
+          # Every generation finished (the activation gate).
+          generated: boolean(),
+          # Prompts whose completion parsed, of `prompts`.
+          parsed: integer(),
+          prompts: integer(),
+          # Whether parsing was required for this base model (not for tiny random
+          # models: see python_worker/serving/adapters.py).
+          require_parse: boolean(),
+          # Why a parse check could not run (e.g. elixir not on PATH), else "".
+          note: String.t()
+        }
+
+  @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.SmokeTest", [
+            %{number: 1, name: :generated, type: :bool, kind: :scalar},
+            %{number: 2, name: :parsed, type: :int32, kind: :scalar},
+            %{number: 3, name: :prompts, type: :int32, kind: :scalar},
+            %{number: 4, name: :require_parse, type: :bool, kind: :scalar},
+            %{number: 5, name: :note, type: :string, kind: :scalar}
           ])
 
   @doc "Encodes the message as protobuf bytes."
@@ -1595,10 +1693,18 @@ defmodule DevstralElixir.Proto.ListAdaptersResponse do
   Protobuf message `devstral.worker.v1.ListAdaptersResponse`.
   """
 
-  defstruct adapters: []
+  defstruct adapters: [],
+            active: "",
+            previous: "",
+            base_model: ""
 
   @type t :: %__MODULE__{
-          adapters: [DevstralElixir.Proto.AdapterInfo.t()]
+          adapters: [DevstralElixir.Proto.AdapterInfo.t()],
+          # Names of the active and previous adapters ("" = the plain base model).
+          active: String.t(),
+          previous: String.t(),
+          # The base model the adapters serve (its model id).
+          base_model: String.t()
         }
 
   @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.ListAdaptersResponse", [
@@ -1607,7 +1713,10 @@ defmodule DevstralElixir.Proto.ListAdaptersResponse do
               name: :adapters,
               type: {:message, DevstralElixir.Proto.AdapterInfo},
               kind: :repeated
-            }
+            },
+            %{number: 2, name: :active, type: :string, kind: :scalar},
+            %{number: 3, name: :previous, type: :string, kind: :scalar},
+            %{number: 4, name: :base_model, type: :string, kind: :scalar}
           ])
 
   @doc "Encodes the message as protobuf bytes."
@@ -1635,7 +1744,8 @@ defmodule DevstralElixir.Proto.ActivateAdapterRequest do
   defstruct adapter: ""
 
   @type t :: %__MODULE__{
-          # An adapter name from ListAdapters or a directory; empty deactivates.
+          # An adapter name from ListAdapters ("RUN/stageN", optionally prefixed with
+          # "<model id>:"); empty deactivates (the plain base model serves).
           adapter: String.t()
         }
 
@@ -1665,10 +1775,17 @@ defmodule DevstralElixir.Proto.ActivateAdapterResponse do
   Protobuf message `devstral.worker.v1.ActivateAdapterResponse`.
   """
 
-  defstruct model: nil
+  defstruct model: nil,
+            active: "",
+            previous: "",
+            smoke_test: nil
 
   @type t :: %__MODULE__{
-          model: DevstralElixir.Proto.ModelInfo.t() | nil
+          model: DevstralElixir.Proto.ModelInfo.t() | nil,
+          active: String.t(),
+          previous: String.t(),
+          # The smoke test run for this activation (unset for rollback).
+          smoke_test: DevstralElixir.Proto.SmokeTest.t() | nil
         }
 
   @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.ActivateAdapterResponse", [
@@ -1677,8 +1794,44 @@ defmodule DevstralElixir.Proto.ActivateAdapterResponse do
               name: :model,
               type: {:message, DevstralElixir.Proto.ModelInfo},
               kind: :optional
+            },
+            %{number: 2, name: :active, type: :string, kind: :scalar},
+            %{number: 3, name: :previous, type: :string, kind: :scalar},
+            %{
+              number: 4,
+              name: :smoke_test,
+              type: {:message, DevstralElixir.Proto.SmokeTest},
+              kind: :optional
             }
           ])
+
+  @doc "Encodes the message as protobuf bytes."
+  @spec encode(t()) :: binary()
+  def encode(%__MODULE__{} = msg), do: DevstralElixir.Proto.Message.encode(msg)
+
+  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."
+  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}
+  def decode(bytes), do: DevstralElixir.Proto.Message.decode(__MODULE__, bytes)
+
+  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."
+  @spec decode!(binary()) :: t()
+  def decode!(bytes), do: DevstralElixir.Proto.Message.decode!(__MODULE__, bytes)
+
+  @doc false
+  @spec __schema__() :: DevstralElixir.Proto.Message.schema()
+  def __schema__, do: @schema
+end
+
+defmodule DevstralElixir.Proto.RollbackAdapterRequest do
+  @moduledoc """
+  Protobuf message `devstral.worker.v1.RollbackAdapterRequest`.
+  """
+
+  defstruct []
+
+  @type t :: %__MODULE__{}
+
+  @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.RollbackAdapterRequest", [])
 
   @doc "Encodes the message as protobuf bytes."
   @spec encode(t()) :: binary()
@@ -1786,6 +1939,14 @@ defmodule DevstralElixir.Proto.Worker.Service do
     %{
       name: "ActivateAdapter",
       input: DevstralElixir.Proto.ActivateAdapterRequest,
+      output: DevstralElixir.Proto.ActivateAdapterResponse,
+      client_streaming: false,
+      server_streaming: false
+    },
+    # Makes the previous active adapter (kept loaded) active again.
+    %{
+      name: "RollbackAdapter",
+      input: DevstralElixir.Proto.RollbackAdapterRequest,
       output: DevstralElixir.Proto.ActivateAdapterResponse,
       client_streaming: false,
       server_streaming: false
