@@ -117,6 +117,7 @@ class BatchEngine:
         self._lock = threading.Condition()
         self._waiting: collections.deque[Request] = collections.deque()
         self._closed = False
+        self._active = 0  # admitted and not yet out of the batch (under _lock)
         self._thread: threading.Thread | None = None
         # Batch state, touched only by the scheduler thread.
         self._rows: list[Request] = []
@@ -146,9 +147,11 @@ class BatchEngine:
         with self._lock:
             if self._closed:
                 raise WorkerError(grpc.StatusCode.UNAVAILABLE, "the model is being unloaded")
-            if len(self._waiting) >= self.max_waiting:
+            # Requests that a free batch slot will take at the next step do not wait.
+            free = max(0, self.max_batch_size - self._active)
+            if len(self._waiting) - free >= self.max_waiting:
                 raise resource_exhausted(
-                    f"too many requests waiting ({len(self._waiting)} queued, {len(self._rows)} generating; "
+                    f"too many requests waiting ({len(self._waiting)} queued, {self._active} generating; "
                     "MAX_WAITING_REQUESTS bounds the queue); retry shortly"
                 )
             self._waiting.append(request)
@@ -234,12 +237,15 @@ class BatchEngine:
                         break
                     room = self.max_batch_size - len(self._rows)
                     admitted = [self._waiting.popleft() for _ in range(min(room, len(self._waiting)))]
+                    self._active += len(admitted)
                 for request in admitted:
                     if not request.cancelled.is_set():
                         self._guarded(self._prefill, [request], request)
                 self._drop_cancelled()
                 if self._rows:
                     self._guarded(self._step, self._rows)
+                with self._lock:
+                    self._active = len(self._rows)
         for request in self._rows:
             request.on_error(WorkerError(grpc.StatusCode.UNAVAILABLE, "the model was unloaded"))
         self._rows = []

@@ -350,9 +350,17 @@ defmodule DevstralElixir.Web.OpenAI do
     end
   end
 
+  # The worker's queue of waiting generations is full: the client should retry
+  # soon; a batch slot frees as soon as any stream finishes.
+  @retry_after_s "1"
+
   defp error_response(%Error{} = error) do
     {status, code} = status_for(error.status)
-    Json.error(status, error.message, code: code)
+
+    case Json.error(status, error.message, code: code) do
+      {429, headers, body} -> {429, [{"retry-after", @retry_after_s} | headers], body}
+      response -> response
+    end
   end
 
   defp error_body(%Error{} = error) do
@@ -364,7 +372,7 @@ defmodule DevstralElixir.Web.OpenAI do
   defp status_for(:out_of_range), do: {400, "context_length_exceeded"}
   defp status_for(:not_found), do: {404, "model_not_found"}
   defp status_for(:unavailable), do: {503, "worker_unavailable"}
-  defp status_for(:resource_exhausted), do: {503, "resource_exhausted"}
+  defp status_for(:resource_exhausted), do: {429, "rate_limit_exceeded"}
   defp status_for(other), do: {500, Atom.to_string(other)}
 
   defp id(:completion), do: "cmpl-" <> random_id()
