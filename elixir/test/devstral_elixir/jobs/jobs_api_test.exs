@@ -73,14 +73,27 @@ defmodule DevstralElixir.Web.JobsApiTest do
 
     config = Path.join(ctx.data_dir, "c.exs")
 
-    File.write!(config, """
-    [
-      base_model: "m",
-      dataset_dir: #{inspect(Path.join(ctx.data_dir, "dataset"))},
-      adapters_dir: #{inspect(Path.join(ctx.data_dir, "adapters"))},
-      stages: [[epochs: 1, learning_rate: 1.0e-4]]
-    ]
-    """)
+    write_config = fn stage ->
+      File.write!(config, """
+      [
+        base_model: "m",
+        dataset_dir: #{inspect(Path.join(ctx.data_dir, "dataset"))},
+        adapters_dir: #{inspect(Path.join(ctx.data_dir, "adapters"))},
+        stages: [#{stage}]
+      ]
+      """)
+    end
+
+    # A gate that can never pass is refused at once, although this test has
+    # no worker to ask about the rest of the plan; the answer says both.
+    write_config.("[epochs: 1, gate: [min_elixir_improvement_pct: 150.0]]")
+    doomed = %{"type" => "curriculum", "args" => %{"config" => config}}
+    {status, _headers, json} = call(ctx, "POST", "/api/jobs", body: Json.encode(doomed))
+    assert status == 400
+    assert json["error"]["message"] =~ "stages[1].gate.min_elixir_improvement_pct is 150.0"
+    assert json["error"]["message"] =~ "the worker could not check the plan"
+
+    write_config.("[epochs: 1, learning_rate: 1.0e-4]")
 
     later = %{
       "type" => "curriculum",
@@ -101,12 +114,11 @@ defmodule DevstralElixir.Web.JobsApiTest do
     for key <- ~w(id state attempts progress error result inserted_at updated_at scheduled_at),
         do: assert(Map.has_key?(job, key), "missing #{key}")
 
-    # The job runs; the dataset is missing, which no retry can fix.
+    # The job runs; with no worker to check the plan, each attempt fails with
+    # that reason (a worker that comes back would let a retry succeed).
     failed = assert_state(job["id"], :failed)
-    assert failed.attempts == 1
-    assert failed.error =~ "nothing was trained"
-    assert failed.error =~ "stages[1].eval_set:"
-    assert failed.error =~ "does not exist"
+    assert failed.attempts == 3
+    assert failed.error =~ "the worker could not check the plan"
 
     {200, _, shown} = call(ctx, "GET", "/api/jobs/#{job["id"]}", token: nil)
     assert shown["state"] == "failed"
