@@ -5,10 +5,14 @@ the cores, each paying a whole forward pass per token. Here all running requests
 share one forward pass per step over one left-padded KV cache:
 
 - A new request waits in a bounded queue (past the bound: RESOURCE_EXHAUSTED).
-- Between steps the scheduler admits waiting requests up to the batch cap. Each
-  is prefilled alone (batch of one, no padding), its first token sampled, and
-  its cache left-padded with zeros and appended to the batch's cache as a new
-  row; the attention mask hides the padding.
+- Between steps the scheduler admits waiting requests up to the batch cap and
+  prefills them together: one forward over their prompts, left-padded to the
+  longest, with an attention mask and each row's own position ids (0 at its
+  first real token). A burst of N arrivals thus costs one prefill, not N in a
+  row (the last of 20 used to wait for 19 prefills, and so did the running
+  streams). The padded cache entries are zeroed, each row's first token is
+  sampled, and the rows are appended to the batch's cache, left-padded with
+  zeros; the attention mask hides the padding.
 - Every step feeds each row its last sampled token at its own position (the
   count of its real tokens), so a row computes what it would compute alone.
 - Finished and cancelled rows leave before the next step; cache columns that
@@ -125,6 +129,7 @@ class BatchEngine:
         self._mask: Any = None  # [rows, cache length], 1 = a real token
         self._positions: Any = None  # [rows]: each row's real tokens in the cache
         self.steps = 0  # batched decode steps run (tests and benchmarks read it)
+        self.prefills = 0  # batched prefill forwards that added rows (tests read it)
         self.max_rows_seen = 0
 
     # -- public API (any thread) -------------------------------------------------
@@ -238,9 +243,11 @@ class BatchEngine:
                     room = self.max_batch_size - len(self._rows)
                     admitted = [self._waiting.popleft() for _ in range(min(room, len(self._waiting)))]
                     self._active += len(admitted)
-                for request in admitted:
-                    if not request.cancelled.is_set():
-                        self._guarded(self._prefill, [request], request)
+                live = [r for r in admitted if not r.cancelled.is_set()]
+                if live:
+                    # All of them in one forward; there is no prefill token budget:
+                    # chunking a burst would only delay its last request's first token.
+                    self._guarded(self._prefill, live, live)
                 self._drop_cancelled()
                 if self._rows:
                     self._guarded(self._step, self._rows)
@@ -263,46 +270,93 @@ class BatchEngine:
             if work == self._step:
                 self._rows, self._cache = [], None
 
-    def _prefill(self, request: Request) -> None:
+    def _prefill(self, requests: list[Request]) -> None:
         import torch
         from transformers import DynamicCache
 
-        request.detokenizer = IncrementalDetokenizer(self.tokenizer, request.prompt_ids)
-        request.stops = StopMatcher(request.options.stop)
-        request.generator = torch.Generator(device=self.device)
-        if request.options.seed is not None:
-            request.generator.manual_seed(request.options.seed)
-        else:
-            request.generator.seed()
+        for request in requests:
+            request.detokenizer = IncrementalDetokenizer(self.tokenizer, request.prompt_ids)
+            request.stops = StopMatcher(request.options.stop)
+            request.generator = torch.Generator(device=self.device)
+            if request.options.seed is not None:
+                request.generator.manual_seed(request.options.seed)
+            else:
+                request.generator.seed()
+        width = max(len(r.prompt_ids) for r in requests)
+        # Token 0 stands in for padding: what it computes is masked, then zeroed.
+        input_ids = torch.tensor([[0] * (width - len(r.prompt_ids)) + r.prompt_ids for r in requests])
+        mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in requests])
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        padded = bool((mask == 0).any())
+        # Each row counts its positions from its own first real token, as it would alone.
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
-        input_ids = torch.tensor([request.prompt_ids], device=self.device)
-        with self._forward_lock, self._adapters([request.adapter]):
-            # logits_to_keep=1: the prefill only needs the last position's logits.
-            out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        token = sample_token(out.logits[0, -1], request.options, request.generator)
-        if self._accept(request, token):
-            self._join(request, cache, len(request.prompt_ids))
+        with self._forward_lock, self._adapters([r.adapter for r in requests]):
+            # logits_to_keep=1: the prefill only needs the last position's logits
+            # (real for every row, the padding being on the left). Without padding
+            # (a lone request, equal lengths) no mask: the plain causal path.
+            out = self.model(
+                input_ids=input_ids,
+                attention_mask=mask if padded else None,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        if padded:
+            # A padding query sees only masked keys; its softmax may be NaN, and so
+            # its keys and values in the next layers. Masked still means 0 * value,
+            # and 0 * NaN is NaN: zero the padding so it can never leak into a row.
+            hidden = (mask == 0)[:, None, :, None]
+            for layer in cache.layers:
+                layer.keys.masked_fill_(hidden, 0)
+                layer.values.masked_fill_(hidden, 0)
+        logits = out.logits[:, -1]
+        keep = [
+            i
+            for i, request in enumerate(requests)
+            if self._accept(request, sample_token(logits[i], request.options, request.generator))
+        ]
+        if keep:
+            self._join([requests[i] for i in keep], *self._select(cache, mask, keep))
 
-    def _join(self, request: Request, cache: Any, length: int) -> None:
+    @staticmethod
+    def _select(cache: Any, mask: Any, keep: list[int]) -> tuple[Any, Any]:
+        """The rows `keep` of a cache and its mask, without the columns that are
+        padding for every one of them (the longer prompts may have finished)."""
+        import torch
+
+        if len(keep) == mask.shape[0]:
+            return cache, mask
+        index = torch.tensor(keep, device=mask.device)
+        mask = mask[index]
+        first = int(mask.any(dim=0).int().argmax())
+        for layer in cache.layers:
+            layer.keys = layer.keys[index, :, first:]
+            layer.values = layer.values[index, :, first:]
+        return cache, mask[:, first:]
+
+    def _join(self, requests: list[Request], cache: Any, mask: Any) -> None:
+        """Append freshly prefilled rows (their cache and [rows, width] mask) to the batch."""
         import torch
         import torch.nn.functional as F
 
-        ones = torch.ones((1, length), dtype=torch.long, device=self.device)
-        position = torch.tensor([length], dtype=torch.long, device=self.device)
+        positions = mask.sum(dim=1)
         if not self._rows:
-            self._rows, self._cache, self._mask, self._positions = [request], cache, ones, position
-            return
-        width = max(self._mask.shape[1], length)
-        old_pad, new_pad = width - self._mask.shape[1], width - length
-        for old, new in zip(self._cache.layers, cache.layers, strict=True):
-            # Zero padding: masked keys get zero weight, and zero values keep
-            # 0 * value finite (garbage there could be NaN, and 0 * NaN is NaN).
-            old.keys = torch.cat([F.pad(old.keys, (0, 0, old_pad, 0)), F.pad(new.keys, (0, 0, new_pad, 0))])
-            old.values = torch.cat([F.pad(old.values, (0, 0, old_pad, 0)), F.pad(new.values, (0, 0, new_pad, 0))])
-        self._mask = torch.cat([F.pad(self._mask, (old_pad, 0)), F.pad(ones, (new_pad, 0))])
-        self._positions = torch.cat([self._positions, position])
-        self._rows.append(request)
+            self._rows, self._cache, self._mask, self._positions = list(requests), cache, mask, positions
+        else:
+            width = max(self._mask.shape[1], mask.shape[1])
+            old_pad, new_pad = width - self._mask.shape[1], width - mask.shape[1]
+            for old, new in zip(self._cache.layers, cache.layers, strict=True):
+                # Zero padding: masked keys get zero weight, and zero values keep
+                # 0 * value finite (garbage there could be NaN, and 0 * NaN is NaN).
+                old.keys = torch.cat([F.pad(old.keys, (0, 0, old_pad, 0)), F.pad(new.keys, (0, 0, new_pad, 0))])
+                old.values = torch.cat([F.pad(old.values, (0, 0, old_pad, 0)), F.pad(new.values, (0, 0, new_pad, 0))])
+            self._mask = torch.cat([F.pad(self._mask, (old_pad, 0)), F.pad(mask, (new_pad, 0))])
+            self._positions = torch.cat([self._positions, positions])
+            self._rows.extend(requests)
         self.max_rows_seen = max(self.max_rows_seen, len(self._rows))
+        self.prefills += 1
 
     def _step(self) -> None:
         import torch
@@ -373,17 +427,9 @@ class BatchEngine:
 
     def _keep(self, keep: list[int]) -> None:
         """Shrink the batch to the rows `keep`, cutting columns that are padding everywhere."""
-        import torch
-
         if not keep:
             self._rows, self._cache, self._mask, self._positions = [], None, None, None
             return
-        index = torch.tensor(keep, device=self.device)
-        mask = self._mask[index]
-        first = int(mask.any(dim=0).int().argmax())
-        for layer in self._cache.layers:
-            layer.keys = layer.keys[index, :, first:]
-            layer.values = layer.values[index, :, first:]
-        self._mask = mask[:, first:]
-        self._positions = self._positions[index]
+        self._cache, self._mask = self._select(self._cache, self._mask, keep)
+        self._positions = self._positions[keep]
         self._rows = [self._rows[i] for i in keep]

@@ -192,3 +192,64 @@ def test_an_abandoned_stream_does_not_delay_the_next_request(one_slot: Transform
         return deltas
 
     assert len(tokens(asyncio.run(scenario()))) == 8
+
+
+def submit_together(
+    engine: Any, jobs: list[tuple[list[int], SamplingOptions]], cancel: set[int] = frozenset()
+) -> list[list[Delta]]:
+    """Queue every job while holding the scheduler's lock, so one admission takes
+    them all; return each one's deltas (the cancelled ones: none)."""
+    import threading
+
+    outputs: list[list[Delta]] = [[] for _ in jobs]
+    done = [threading.Event() for _ in jobs]
+    failures: list[BaseException] = []
+
+    def on_delta(i: int) -> Callable[[Delta], None]:
+        def put(delta: Delta) -> None:
+            outputs[i].append(delta)
+            if delta.finish_reason is not None:
+                done[i].set()
+
+        return put
+
+    with engine._lock:  # re-entrant: submit takes it too, the scheduler cannot
+        requests = [
+            engine.submit(ids, options, None, on_delta(i), failures.append) for i, (ids, options) in enumerate(jobs)
+        ]
+        for i in cancel:
+            engine.cancel(requests[i])
+    for i, event in enumerate(done):
+        if i not in cancel:
+            assert event.wait(60), f"request {i} did not finish"
+    assert not failures, failures
+    return outputs
+
+
+def test_one_admission_prefills_prompts_of_many_lengths_in_one_forward(backend: TransformersBackend) -> None:
+    engine = backend.engine
+    # Lengths from a few tokens to well over a hundred, so most rows are mostly padding.
+    texts = [f"defmodule L{i} do\n" + "  @attr :value\n" * (i * i % 23) for i in range(16)]
+    ids = [backend.encode(TextPrompt(t)) for t in texts]
+    assert len({len(i) for i in ids}) >= 10 and max(map(len, ids)) > 5 * min(map(len, ids))
+    longest = max(range(len(ids)), key=lambda i: len(ids[i]))
+    # The longest prompt finishes at its first token, so its columns leave at once;
+    # one request is cancelled while it waits.
+    options = [SamplingOptions(max_tokens=1 if i == longest else 24) for i in range(len(ids))]
+    cancelled = {(longest + 1) % len(ids)}
+    solo = [asyncio.run(collect(backend, i, o)) for i, o in zip(ids, options, strict=True)]
+
+    prefills, steps = engine.prefills, engine.steps
+    engine.max_rows_seen = 0
+    together = submit_together(engine, list(zip(ids, options, strict=True)), cancelled)
+    assert engine.prefills == prefills + 1  # one batched prefill, not one per request
+    assert engine.max_rows_seen == len(ids) - 2  # all but the cancelled and the one-token request
+    assert engine.steps - steps <= 24  # and they decoded together
+    for i, (alone, batched) in enumerate(zip(solo, together, strict=True)):
+        if i in cancelled:
+            assert batched == []
+            continue
+        assert tokens(batched) == tokens(alone), i
+        assert "".join(d.text for d in batched) == "".join(d.text for d in alone)
+        assert batched[-1].finish_reason == alone[-1].finish_reason
+    assert len(tokens(together[longest])) == 1
