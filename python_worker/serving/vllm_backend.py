@@ -20,6 +20,15 @@ adapter that does not fit only when the first request uses it. So the engine
 arguments are derived from the adapters' own adapter_config.json files, and an
 adapter vLLM cannot serve is rejected before the model loads, saying why
 (`lora_engine_args`, `check_adapter`: plain functions, testable without vLLM).
+
+Per-request adapters (`generate(..., adapter=name)`): vLLM takes a
+`LoRARequest(name, int_id, path)` with each request and caches the weights by
+the int id. `LoraTable` is the plain mapping from our adapter names to those
+triples: the adapter applied at load is "default" (the name peft gives it in
+the transformers backend), "__base__" is the base model, an adapter added later
+with `add_adapter` gets the next id, and any other name is NOT_FOUND. Since the
+LoRA buffers are sized at engine start, an adapter added later must fit them
+(LoRA enabled, rank within max_lora_rank).
 """
 
 from __future__ import annotations
@@ -142,6 +151,65 @@ def lora_engine_args(adapters: list[AdapterSpec]) -> dict[str, Any]:
     }
 
 
+# The adapter applied at load, and "no adapter": the names the transformers backend uses.
+DEFAULT_ADAPTER = "default"
+BASE_ADAPTER = "__base__"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoraTarget:
+    """The arguments of one vLLM LoRARequest: name, int id (> 0) and path."""
+
+    name: str
+    int_id: int
+    path: str
+
+
+class LoraTable:
+    """Adapter names to LoRARequest arguments, for an engine started with `engine_args`."""
+
+    def __init__(self, engine_args: dict[str, Any]) -> None:
+        self.enabled = bool(engine_args.get("enable_lora"))
+        self.max_rank = int(engine_args.get("max_lora_rank", 0))
+        self._targets: dict[str, LoraTarget] = {}
+        # vLLM caches loaded LoRA weights by int id: an id is never reused, so a
+        # name added again with other weights never gets the old ones.
+        self._next_id = 1
+        self.default: str | None = None
+
+    def add(self, name: str, spec: AdapterSpec) -> LoraTarget:
+        if name == BASE_ADAPTER:
+            raise failed_precondition(f"{BASE_ADAPTER!r} names the base model; give the adapter another name")
+        if not self.enabled:
+            raise failed_precondition(
+                f"cannot add adapter {name!r}: the vLLM engine started without LoRA (load the model with an "
+                "adapter to enable it); its LoRA buffers are sized only at engine start"
+            )
+        if spec.rank > self.max_rank:
+            raise failed_precondition(
+                f"cannot add adapter {name!r}: its rank r={spec.rank} is above max_lora_rank={self.max_rank}, "
+                "set at engine start from the adapter loaded with the model"
+            )
+        target = LoraTarget(name, self._next_id, str(spec.path))
+        self._next_id += 1
+        self._targets[name] = target
+        return target
+
+    def resolve(self, adapter: str | None) -> LoraTarget | None:
+        """The LoRARequest arguments for a request's adapter; None = the base model.
+
+        None (no adapter named) gets the default, the adapter applied at load."""
+        name = adapter or self.default
+        if name is None or name == BASE_ADAPTER:
+            return None
+        try:
+            return self._targets[name]
+        except KeyError:
+            raise not_found(
+                f"adapter {name!r} is not loaded; loaded adapters: {sorted(self._targets) or 'none'}"
+            ) from None
+
+
 def import_engine() -> tuple[Any, Any]:
     """(engine class, AsyncEngineArgs): the V1 AsyncLLM where present, else AsyncLLMEngine."""
     try:
@@ -162,7 +230,7 @@ class VllmBackend:
         self._info: ModelInfo | None = None
         self.engine: Any = None
         self.tokenizer: Any = None
-        self._lora: Any = None
+        self.loras = LoraTable({})
 
     @property
     def info(self) -> ModelInfo:
@@ -186,11 +254,12 @@ class VllmBackend:
                 raise not_found(f"model directory {options.model} does not exist")
         # Checked before the (slow) engine start, so a bad adapter fails in seconds.
         adapters = [check_adapter(options.adapter)] if options.adapter else []
+        lora_args = lora_engine_args(adapters)
         wanted: dict[str, Any] = {
             "model": path,
             "dtype": options.dtype,
             "disable_log_stats": True,
-            **lora_engine_args(adapters),
+            **lora_args,
         }
         known = {f.name for f in dataclasses.fields(engine_args)}
         try:
@@ -198,10 +267,10 @@ class VllmBackend:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
         except (OSError, ValueError) as exc:
             raise failed_precondition(f"could not load model {options.model} with vLLM: {exc}") from exc
+        self.loras = LoraTable(lora_args)
         if adapters:
-            from vllm.lora.request import LoRARequest
-
-            self._lora = LoRARequest("adapter", 1, str(adapters[0].path))
+            self.loras.add(DEFAULT_ADAPTER, adapters[0])
+            self.loras.default = DEFAULT_ADAPTER
 
         model_config = getattr(self.engine, "model_config", None) or getattr(
             getattr(self.engine, "engine", None), "model_config", None
@@ -224,9 +293,23 @@ class VllmBackend:
     def encode(self, prompt: Prompt) -> list[int]:
         return prompts.encode(self.tokenizer, prompt, self.info.fim, self.info.id)
 
-    async def generate(self, prompt_ids: list[int], options: SamplingOptions) -> AsyncIterator[Delta]:
+    def add_adapter(self, name: str, adapter_dir: str | Path) -> LoraTarget:
+        """Make the adapter in `adapter_dir` servable as `name` (vLLM loads it on first use)."""
+        return self.loras.add(name, check_adapter(adapter_dir))
+
+    async def generate(
+        self, prompt_ids: list[int], options: SamplingOptions, *, adapter: str | None = None
+    ) -> AsyncIterator[Delta]:
+        # Resolved before anything starts, so an unknown adapter is NOT_FOUND at once.
+        target = self.loras.resolve(adapter)
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
+
+        lora_request = None
+        if target is not None:
+            from vllm.lora.request import LoRARequest
+
+            lora_request = LoRARequest(target.name, target.int_id, target.path)
 
         # Built explicitly, so the checkpoint's suggested sampling defaults (used only
         # by vLLM's OpenAI server) don't apply: same semantics as transformers.
@@ -243,7 +326,7 @@ class VllmBackend:
         request_id = uuid.uuid4().hex
         finished = False
         stream = self.engine.generate(
-            {"prompt_token_ids": list(prompt_ids)}, params, request_id, lora_request=self._lora
+            {"prompt_token_ids": list(prompt_ids)}, params, request_id, lora_request=lora_request
         )
         try:
             async with aclosing(stream):

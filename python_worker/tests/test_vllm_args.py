@@ -190,3 +190,104 @@ def test_load_rejects_an_unservable_adapter_before_the_engine_starts(
         VllmBackend().load(LoadOptions(str(tiny_model), adapter=str(bad)))
     assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION and "embed_tokens" in raised.value.message
     assert seen == []
+
+
+# -- per-request adapters: names to LoRARequest arguments ----------------------
+
+
+def table(tmp_path: Path, rank: int = 32) -> tuple[Any, AdapterSpec]:
+    from python_worker.serving.vllm_backend import LoraTable
+
+    spec = check_adapter(adapter(tmp_path, "loaded", r=rank))
+    return LoraTable(lora_engine_args([spec])), spec
+
+
+def test_each_adapter_name_maps_to_its_own_lora_request(tmp_path: Path) -> None:
+    from python_worker.serving.vllm_backend import LoraTarget
+
+    loras, spec = table(tmp_path)
+    loras.add("default", spec)
+    loras.default = "default"
+    later = check_adapter(adapter(tmp_path, "later", r=16))
+    assert loras.add("run1/stage2", later) == LoraTarget("run1/stage2", 2, str(later.path))
+    assert loras.resolve(None) == LoraTarget("default", 1, str(spec.path))  # no name: the load's adapter
+    assert loras.resolve("run1/stage2").int_id == 2
+    assert loras.resolve("__base__") is None  # the base model: no LoRARequest
+
+
+def test_without_a_default_a_request_gets_the_base(tmp_path: Path) -> None:
+    loras, spec = table(tmp_path)
+    loras.add("a", spec)
+    assert loras.resolve(None) is None and loras.resolve("") is None
+
+
+def test_a_name_added_again_gets_a_new_id(tmp_path: Path) -> None:
+    # vLLM caches weights by int id: reusing one would serve the old weights.
+    loras, spec = table(tmp_path)
+    first = loras.add("a", spec)
+    again = loras.add("a", check_adapter(adapter(tmp_path, "retrained")))
+    assert again.int_id != first.int_id and loras.resolve("a") == again
+
+
+def test_an_unknown_adapter_is_not_found_naming_the_loaded_ones(tmp_path: Path) -> None:
+    loras, spec = table(tmp_path)
+    loras.add("alpha", spec)
+    with pytest.raises(WorkerError) as raised:
+        loras.resolve("gamma")
+    assert raised.value.code == grpc.StatusCode.NOT_FOUND
+    assert "gamma" in raised.value.message and "alpha" in raised.value.message
+
+
+def test_an_adapter_that_does_not_fit_the_started_engine_is_refused(tmp_path: Path) -> None:
+    from python_worker.serving.vllm_backend import LoraTable
+
+    loras, _ = table(tmp_path, rank=8)
+    with pytest.raises(WorkerError) as raised:
+        loras.add("big", check_adapter(adapter(tmp_path, "big", r=32)))
+    assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "r=32" in raised.value.message and "max_lora_rank=8" in raised.value.message
+    with pytest.raises(WorkerError) as raised:
+        LoraTable(lora_engine_args([])).add("a", check_adapter(adapter(tmp_path, "a")))
+    assert "without LoRA" in raised.value.message
+    with pytest.raises(WorkerError):
+        loras.add("__base__", check_adapter(adapter(tmp_path, "b", r=8)))
+
+
+def test_generate_sends_the_named_adapters_lora_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """generate(adapter=...) through a fake engine and fake vllm modules (no vLLM needed)."""
+    import asyncio
+    import sys
+    import types
+
+    from python_worker.serving.base import SamplingOptions
+    from python_worker.serving.vllm_backend import VllmBackend
+
+    fake = {name: types.ModuleType(name) for name in ("vllm", "vllm.sampling_params", "vllm.lora", "vllm.lora.request")}
+    fake["vllm"].SamplingParams = lambda **kw: kw
+    fake["vllm.sampling_params"].RequestOutputKind = types.SimpleNamespace(DELTA="delta")
+    fake["vllm.lora.request"].LoRARequest = lambda *args: ("LoRARequest", *args)
+    for name, module in fake.items():
+        monkeypatch.setitem(sys.modules, name, module)
+
+    sent: list[Any] = []
+
+    class Engine:
+        async def generate(self, _prompt: Any, _params: Any, _request_id: str, lora_request: Any) -> Any:
+            sent.append(lora_request)
+            completion = types.SimpleNamespace(text="x", token_ids=[5], finish_reason="length")
+            yield types.SimpleNamespace(outputs=[completion], finished=True)
+
+    backend = VllmBackend()
+    backend.engine = Engine()
+    backend.loras, spec = table(tmp_path)
+    backend.add_adapter("run1/stage1", spec.path)
+
+    async def run(adapter: str | None) -> list[Any]:
+        return [d async for d in backend.generate([1, 2], SamplingOptions(max_tokens=1), adapter=adapter)]
+
+    assert asyncio.run(run("run1/stage1"))[0].token_ids == (5,)
+    asyncio.run(run("__base__"))
+    assert sent == [("LoRARequest", "run1/stage1", 1, str(spec.path)), None]
+    with pytest.raises(WorkerError) as raised:
+        asyncio.run(run("missing"))
+    assert raised.value.code == grpc.StatusCode.NOT_FOUND
