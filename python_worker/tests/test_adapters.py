@@ -276,3 +276,28 @@ def test_the_parse_check_uses_elixirs_parser() -> None:
     verdicts, note = parse_elixir([*sources, "defmodule B do"])
     assert note == ""
     assert verdicts == [False, False, True, False, False]
+
+
+def test_merge_writes_a_full_model_that_generates_like_the_adapter(
+    adapter_sources: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from python_worker.serving.merge import MergeError, main, merge
+
+    adapter = adapter_sources / "run1" / "stage1"
+    out = tmp_path / "merged"
+    assert main([str(adapter), "--out", str(out)]) == 0
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    with pytest.raises(MergeError, match="already exists"):
+        merge(adapter, out)
+
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    ids = tokenizer(PROMPT, return_tensors="pt").input_ids
+    with torch.no_grad():
+        merged = AutoModelForCausalLM.from_pretrained(str(out))(input_ids=ids).logits
+        applied = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_model)), str(adapter))
+        expected = applied(input_ids=ids).logits
+    assert torch.allclose(merged, expected, atol=1e-4)

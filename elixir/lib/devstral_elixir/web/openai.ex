@@ -8,14 +8,17 @@ defmodule DevstralElixir.Web.OpenAI do
 
   Models are listed under their served name (`SERVED_MODEL_NAME`, by default
   the checkpoint directory's name); requests may name the model by it or by
-  the path (or hub id) the worker loaded.
+  the path (or hub id) the worker loaded. Each adapter loaded on it is a model
+  of its own, `NAME:RUN/stageN` (as vLLM's `--lora-modules`); the plain name
+  is served by the active adapter, if one is active (see
+  `DevstralElixir.Web.AdaptersApi`).
 
   Errors are OpenAI-shaped JSON: 400 for malformed JSON, missing or invalid
   fields and prompts over the context length; 404 for an unknown model; 503
   while the worker is not ready.
   """
 
-  alias DevstralElixir.Proto.{GenerateResponse, Usage}
+  alias DevstralElixir.Proto.{GenerateResponse, ListModelsRequest, ListModelsResponse, Usage}
   alias DevstralElixir.Web.{ChunkedStream, Json, OpenAIParams, Request}
   alias DevstralElixir.{Config, Worker}
   alias DevstralElixir.Worker.Error
@@ -24,7 +27,8 @@ defmodule DevstralElixir.Web.OpenAI do
   @spec route(String.t(), [String.t()], Request.t(), map()) :: term()
   def route("GET", ["models"], _request, context) do
     with {:ok, model} <- ready_model(context) do
-      Json.respond(200, %{"object" => "list", "data" => [model_object(model, context)]})
+      ids = model_ids(model, context)
+      Json.respond(200, %{"object" => "list", "data" => Enum.map(ids, &model_object/1)})
     end
   end
 
@@ -34,8 +38,8 @@ defmodule DevstralElixir.Web.OpenAI do
     with {:ok, model} <- ready_model(context),
          # The path split dropped an absolute path's leading slash.
          id = if("/" <> id == model.id, do: model.id, else: id),
-         :ok <- same_model(id, model, context) do
-      Json.respond(200, model_object(model, context))
+         {:ok, _worker_model, served} <- resolve_model(id, model, context) do
+      Json.respond(200, model_object(served))
     end
   end
 
@@ -53,12 +57,12 @@ defmodule DevstralElixir.Web.OpenAI do
     with {:ok, body} <- decode(request.body),
          {:ok, parsed} <- parse(kind, body),
          {:ok, model} <- ready_model(context),
-         :ok <- same_model(parsed.model, model, context) do
-      request = %{parsed.request | model: ""}
+         {:ok, worker_model, served} <- resolve_model(parsed.model, model, context) do
+      request = %{parsed.request | model: worker_model}
 
       meta = %{
         kind: kind,
-        model: served_name(model, context),
+        model: served,
         id: id(kind),
         created: System.os_time(:second)
       }
@@ -104,29 +108,66 @@ defmodule DevstralElixir.Web.OpenAI do
   end
 
   # Clients may name the model by its served name (what /v1/models lists) or
-  # by what the worker loaded (a path or a hub id), as vLLM accepts both.
-  defp same_model(nil, _model, _context), do: :ok
-  defp same_model("", _model, _context), do: :ok
+  # by what the worker loaded (a path or a hub id), as vLLM accepts both; an
+  # adapter by either followed by ":RUN/stageN". Returns the model the worker
+  # is asked for ("" = the loaded model, with its active adapter) and the name
+  # answers carry.
+  defp resolve_model(name, model, context) when name in [nil, ""],
+    do: {:ok, "", served_name(model, context)}
 
-  defp same_model(name, model, context) do
+  defp resolve_model(name, model, context) do
     served = served_name(model, context)
 
     if name in [served, model.id] do
-      :ok
+      {:ok, "", served}
     else
-      Json.error(
-        404,
-        "the model #{inspect(name)} does not exist; this server serves #{inspect(served)} " <>
-          "(also accepted as #{inspect(model.id)})",
-        param: "model",
-        code: "model_not_found"
-      )
+      adapters = loaded_adapters(model, context)
+
+      adapter =
+        Enum.find_value([served, model.id], fn prefix ->
+          rest = String.replace_prefix(name, prefix <> ":", "")
+          if rest != name and rest in adapters, do: rest
+        end)
+
+      if adapter do
+        {:ok, model.id <> ":" <> adapter, served <> ":" <> adapter}
+      else
+        Json.error(
+          404,
+          "the model #{inspect(name)} does not exist; available models: " <>
+            Enum.join(model_ids(model, context, adapters), ", ") <>
+            " (the base model is also accepted as #{inspect(model.id)})",
+          param: "model",
+          code: "model_not_found"
+        )
+      end
     end
   end
 
-  # SERVED_MODEL_NAME names the configured model; a model loaded over gRPC
-  # instead is served under its directory name (or hub id).
-  defp served_name(model, context) do
+  # The served ids: the base model, then each loaded adapter as NAME:ADAPTER.
+  defp model_ids(model, context, adapters \\ nil) do
+    served = served_name(model, context)
+    [served | Enum.map(adapters || loaded_adapters(model, context), &(served <> ":" <> &1))]
+  end
+
+  # Asked of the worker each time (not the health poll's copy), so an adapter
+  # activated a moment ago is already listed.
+  defp loaded_adapters(model, context) do
+    case Worker.call(context.worker, "ListModels", %ListModelsRequest{}, 10_000) do
+      {:ok, %ListModelsResponse{models: models}} ->
+        Enum.find_value(models, [], fn m -> if m.id == model.id, do: m.loaded_adapters end)
+
+      {:error, _} ->
+        []
+    end
+  end
+
+  @doc """
+  The name `model` is served under: `SERVED_MODEL_NAME` for the configured
+  model, else its directory name (or hub id).
+  """
+  @spec served_name(map(), map()) :: String.t()
+  def served_name(model, context) do
     case context do
       %{model: configured, served_model_name: name}
       when is_binary(name) and configured == model.id ->
@@ -137,9 +178,9 @@ defmodule DevstralElixir.Web.OpenAI do
     end
   end
 
-  defp model_object(model, context) do
+  defp model_object(id) do
     %{
-      "id" => served_name(model, context),
+      "id" => id,
       "object" => "model",
       "created" => 0,
       "owned_by" => "devstral-elixir"

@@ -7,12 +7,14 @@ defmodule DevstralElixir.Web.Router do
       (bearer `API_TOKEN` required when one is configured)
     * `/api/jobs*` - the job queue, `DevstralElixir.Web.JobsApi` (its writes
       need the admin token)
+    * `/api/adapters*` - trained adapters, `DevstralElixir.Web.AdaptersApi`
+      (activation and rollback need the admin token)
 
   Every handler returns `{status, headers, body}` or, for a streamed body,
   `{:stream, status, headers, producer}` (see `DevstralElixir.Web.Appmod`).
   """
 
-  alias DevstralElixir.Web.{Health, JobsApi, Json, OpenAI, Request}
+  alias DevstralElixir.Web.{AdaptersApi, Health, JobsApi, Json, OpenAI, Request}
 
   @type context :: %{worker: GenServer.server(), api_token: String.t() | nil}
   @type result ::
@@ -32,6 +34,9 @@ defmodule DevstralElixir.Web.Router do
   end
 
   def route(%Request{path: ["api", "jobs" | _]} = request, _context), do: JobsApi.handle(request)
+
+  def route(%Request{path: ["api", "adapters" | _]} = request, context),
+    do: AdaptersApi.handle(request, context)
 
   def route(%Request{method: method, path: path}, _context) do
     Json.error(404, "no route for #{method} /#{Enum.join(path, "/")}", code: "not_found")

@@ -1,0 +1,220 @@
+defmodule DevstralElixir.Web.AdaptersApi do
+  @moduledoc """
+  The trained adapters' JSON API, over the worker's adapter registry:
+
+    * `GET /api/adapters` - `{"adapters": [...], "active": NAME, "previous":
+      NAME, "base_model": ID}`: every adapter under `DATA_DIR/adapters`
+      (name `RUN/stageN`, its model id `SERVED:RUN/stageN`, run, stage, base
+      model, rank, created_at, metrics, gate verdict, promoted, loaded,
+      active, previous, last smoke test); `""` means the plain base model;
+    * `POST /api/adapters/activate` with `{"adapter": ID}` - blue-green
+      activation (load beside the live one, smoke-test, switch, keep the
+      previous loaded); `ID` is a name or a model id, `""` deactivates;
+    * `POST /api/adapters/rollback` - the previous adapter becomes active again.
+
+  Both POSTs need the admin token (`authorization: Bearer <ADMIN_TOKEN>`,
+  see `DevstralElixir.Jobs.AdminToken`): they change what every client is
+  served. Worker errors map to 404 (unknown adapter), 409 (refused: wrong
+  base model, unreadable weights, failed smoke test, nothing to roll back),
+  400 (bad name) and 503 (worker not up).
+  """
+
+  alias DevstralElixir.Jobs.AdminToken
+
+  alias DevstralElixir.Proto.{
+    ActivateAdapterRequest,
+    ListAdaptersRequest,
+    RollbackAdapterRequest,
+    SmokeTest
+  }
+
+  alias DevstralElixir.Web.{Json, OpenAI, Request}
+  alias DevstralElixir.Worker
+  alias DevstralElixir.Worker.Error
+
+  # Loading an adapter and its smoke test (a few short generations) on a big
+  # model on a busy GPU take a while; the client waits for the verdict.
+  @activate_timeout_ms 600_000
+
+  @doc """
+  Handles a request under `/api/adapters`. `context` is the router's (the
+  worker); options (for tests): `:admin_token` (the `AdminToken` server).
+  """
+  @spec handle(Request.t(), map(), keyword()) :: Request.response()
+  def handle(%Request{} = request, context, opts \\ []) do
+    opts = Keyword.validate!(opts, admin_token: AdminToken)
+    route(request.method, request.path, request, context, opts)
+  end
+
+  defp route("GET", ["api", "adapters"], _request, context, _opts), do: index(context)
+
+  defp route("POST", ["api", "adapters", "activate"], request, context, opts),
+    do: if_admin(request, opts, fn -> activate(request, context) end)
+
+  defp route("POST", ["api", "adapters", "rollback"], request, context, opts),
+    do: if_admin(request, opts, fn -> rollback(context) end)
+
+  defp route(method, ["api", "adapters"], _request, _context, _opts),
+    do: not_allowed(method, "GET")
+
+  defp route(method, ["api", "adapters", action], _request, _context, _opts)
+       when action in ["activate", "rollback"],
+       do: not_allowed(method, "POST")
+
+  defp route(method, path, _request, _context, _opts) do
+    Json.error(404, "no route for #{method} /#{Enum.join(path, "/")}", code: "not_found")
+  end
+
+  defp index(context) do
+    case Worker.call(context.worker, "ListAdapters", %ListAdaptersRequest{}, 60_000) do
+      {:ok, listing} ->
+        served = served(context)
+
+        Json.respond(200, %{
+          "adapters" => Enum.map(listing.adapters, &adapter_json(&1, served)),
+          "active" => listing.active,
+          "previous" => listing.previous,
+          "base_model" => listing.base_model
+        })
+
+      {:error, error} ->
+        worker_error(error)
+    end
+  end
+
+  defp activate(request, context) do
+    with {:ok, name} <- adapter_field(request.body) do
+      context.worker
+      |> Worker.call(
+        "ActivateAdapter",
+        %ActivateAdapterRequest{adapter: name},
+        @activate_timeout_ms
+      )
+      |> activation()
+    end
+  end
+
+  defp rollback(context) do
+    context.worker
+    |> Worker.call("RollbackAdapter", %RollbackAdapterRequest{}, @activate_timeout_ms)
+    |> activation()
+  end
+
+  defp activation({:ok, reply}) do
+    Json.respond(200, %{
+      "active" => reply.active,
+      "previous" => reply.previous,
+      "smoke_test" => smoke_json(reply.smoke_test)
+    })
+  end
+
+  defp activation({:error, error}), do: worker_error(error)
+
+  defp adapter_json(adapter, served) do
+    %{
+      "name" => adapter.name,
+      "id" => if(served, do: served <> ":" <> adapter.name, else: adapter.name),
+      "path" => adapter.path,
+      "run" => adapter.run,
+      "stage" => adapter.stage,
+      "base_model" => adapter.base_model,
+      "rank" => adapter.rank,
+      "created_at" => adapter.created_at,
+      "metrics" => decode_or_nil(adapter.metrics_json),
+      "gate_passed" => adapter.gate_passed,
+      "gate" => decode_or_nil(adapter.gate_json),
+      "promoted" => adapter.promoted,
+      "loaded" => adapter.loaded,
+      "active" => adapter.active,
+      "previous" => adapter.previous,
+      "smoke_test" => smoke_json(adapter.smoke_test)
+    }
+  end
+
+  defp smoke_json(nil), do: nil
+
+  defp smoke_json(%SmokeTest{} = smoke) do
+    %{
+      "generated" => smoke.generated,
+      "parsed" => smoke.parsed,
+      "prompts" => smoke.prompts,
+      "require_parse" => smoke.require_parse,
+      "note" => smoke.note
+    }
+  end
+
+  defp decode_or_nil(""), do: nil
+
+  defp decode_or_nil(text) do
+    case Json.decode(text) do
+      {:ok, value} -> value
+      {:error, _} -> nil
+    end
+  end
+
+  # The base model's served name, for the adapters' model ids; nil while no
+  # model is loaded.
+  defp served(context) do
+    case Worker.info_or_down(context.worker) do
+      %{model: model} when model != nil -> OpenAI.served_name(model, context)
+      _ -> nil
+    end
+  end
+
+  defp adapter_field(body) do
+    case Json.decode(body) do
+      {:ok, %{"adapter" => name} = map} when is_binary(name) and map_size(map) == 1 ->
+        {:ok, name}
+
+      {:ok, %{"adapter" => other}} when not is_binary(other) ->
+        Json.error(400, "adapter must be a string, got #{Json.encode(other)}", param: "adapter")
+
+      {:ok, %{} = map} when is_map_key(map, "adapter") ->
+        [field | _] = Map.keys(map) -- ["adapter"]
+        Json.error(400, "unknown field #{inspect(field)}; known: adapter", param: field)
+
+      {:ok, _} ->
+        Json.error(400, ~s(the body must be a JSON object {"adapter": ID}), param: "adapter")
+
+      {:error, message} ->
+        Json.error(400, message, code: "invalid_json")
+    end
+  end
+
+  defp if_admin(request, opts, fun) do
+    given =
+      case Request.header(request, "authorization") do
+        "Bearer " <> token -> String.trim(token)
+        _ -> nil
+      end
+
+    if AdminToken.valid?(given, opts[:admin_token]) do
+      fun.()
+    else
+      Json.error(401, "this endpoint needs the admin token: authorization: Bearer <ADMIN_TOKEN>",
+        code: "invalid_admin_token"
+      )
+    end
+  end
+
+  defp worker_error(%Error{status: status, message: message}) do
+    {code, name} =
+      case status do
+        :not_found -> {404, "adapter_not_found"}
+        :failed_precondition -> {409, "adapter_refused"}
+        :invalid_argument -> {400, "invalid_request"}
+        :unavailable -> {503, "worker_unavailable"}
+        :deadline_exceeded -> {504, "worker_timeout"}
+        other -> {500, Atom.to_string(other)}
+      end
+
+    Json.error(code, message, code: name)
+  end
+
+  defp not_allowed(method, allowed) do
+    {status, headers, body} =
+      Json.error(405, "#{method} is not allowed here; use #{allowed}", code: "method_not_allowed")
+
+    {status, [{"allow", allowed} | headers], body}
+  end
+end
