@@ -44,6 +44,10 @@ defmodule DevstralElixir.Web.AdaptersApi do
   def handle(%Request{} = request, context, opts \\ []) do
     opts = Keyword.validate!(opts, admin_token: AdminToken)
     route(request.method, request.path, request, context, opts)
+  catch
+    # The worker process is not running (the host is starting or stopping).
+    :exit, {reason, {GenServer, :call, _}} when reason in [:noproc, :shutdown, :normal] ->
+      Json.error(503, "the model worker is not running", code: "worker_unavailable")
   end
 
   defp route("GET", ["api", "adapters"], _request, context, _opts), do: index(context)

@@ -135,7 +135,7 @@ defmodule DevstralElixir.Web.OpenAI do
         Json.error(
           404,
           "the model #{inspect(name)} does not exist; available models: " <>
-            Enum.join(model_ids(model, context, adapters), ", ") <>
+            Enum.map_join(model_ids(model, context, adapters), ", ", &inspect/1) <>
             " (the base model is also accepted as #{inspect(model.id)})",
           param: "model",
           code: "model_not_found"
