@@ -46,6 +46,7 @@ def is_replay(row: dict[str, Any]) -> bool:
     """True for a replay row (general code), which must not count as Elixir."""
     return row.get("source") == REPLAY_SOURCE
 
+
 # ChatML, for a tokenizer without a chat template of its own.
 _CHATML = (
     "{%- for message in messages %}"

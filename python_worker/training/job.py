@@ -131,9 +131,7 @@ def check_general_eval(job: TrainJob) -> None:
         return
     files = eval_files(job.general_eval_path)
     if not files or not all(f.is_file() for f in files):
-        raise InvalidRequest(
-            f"general_eval_path: {job.general_eval_path} is not a JSONL file or a directory of them"
-        )
+        raise InvalidRequest(f"general_eval_path: {job.general_eval_path} is not a JSONL file or a directory of them")
     for f in files:
         _check_jsonl(f, "general_eval_path")
 
