@@ -28,7 +28,7 @@ defmodule DevstralElixir.Web.AdaptersApi do
     SmokeTest
   }
 
-  alias DevstralElixir.Web.{Json, OpenAI, Request}
+  alias DevstralElixir.Web.{AdminOnly, Json, OpenAI, Request}
   alias DevstralElixir.Worker
   alias DevstralElixir.Worker.Error
 
@@ -53,10 +53,10 @@ defmodule DevstralElixir.Web.AdaptersApi do
   defp route("GET", ["api", "adapters"], _request, context, _opts), do: index(context)
 
   defp route("POST", ["api", "adapters", "activate"], request, context, opts),
-    do: if_admin(request, opts, fn -> activate(request, context) end)
+    do: AdminOnly.run(request, opts, fn -> activate(request, context) end)
 
   defp route("POST", ["api", "adapters", "rollback"], request, context, opts),
-    do: if_admin(request, opts, fn -> rollback(context) end)
+    do: AdminOnly.run(request, opts, fn -> rollback(context) end)
 
   defp route(method, ["api", "adapters"], _request, _context, _opts),
     do: not_allowed(method, "GET")
@@ -182,22 +182,6 @@ defmodule DevstralElixir.Web.AdaptersApi do
 
       {:error, message} ->
         Json.error(400, message, code: "invalid_json")
-    end
-  end
-
-  defp if_admin(request, opts, fun) do
-    given =
-      case Request.header(request, "authorization") do
-        "Bearer " <> token -> String.trim(token)
-        _ -> nil
-      end
-
-    if AdminToken.valid?(given, opts[:admin_token]) do
-      fun.()
-    else
-      Json.error(401, "this endpoint needs the admin token: authorization: Bearer <ADMIN_TOKEN>",
-        code: "invalid_admin_token"
-      )
     end
   end
 

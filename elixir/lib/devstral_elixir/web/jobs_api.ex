@@ -21,7 +21,7 @@ defmodule DevstralElixir.Web.JobsApi do
   """
 
   alias DevstralElixir.Jobs.{AdminToken, Job, Queue}
-  alias DevstralElixir.Web.{Json, Request}
+  alias DevstralElixir.Web.{AdminOnly, Json, Request}
 
   @post_fields ["type", "args", "priority", "max_attempts"]
 
@@ -45,10 +45,10 @@ defmodule DevstralElixir.Web.JobsApi do
   defp route("GET", ["api", "jobs", id], _request, opts), do: with_id(id, &show(&1, opts))
 
   defp route("POST", ["api", "jobs"], request, opts),
-    do: if_admin(request, opts, fn -> create(request, opts) end)
+    do: AdminOnly.run(request, opts, fn -> create(request, opts) end)
 
   defp route("POST", ["api", "jobs", id, "cancel"], request, opts),
-    do: if_admin(request, opts, fn -> with_id(id, &cancel(&1, opts)) end)
+    do: AdminOnly.run(request, opts, fn -> with_id(id, &cancel(&1, opts)) end)
 
   defp route(method, ["api", "jobs"], _request, _opts), do: not_allowed(method, "GET, POST")
   defp route(method, ["api", "jobs", _id], _request, _opts), do: not_allowed(method, "GET")
@@ -112,22 +112,6 @@ defmodule DevstralElixir.Web.JobsApi do
   end
 
   # Request checks
-
-  defp if_admin(request, opts, fun) do
-    given =
-      case Request.header(request, "authorization") do
-        "Bearer " <> token -> String.trim(token)
-        _ -> nil
-      end
-
-    if AdminToken.valid?(given, opts[:admin_token]) do
-      fun.()
-    else
-      Json.error(401, "this endpoint needs the admin token: authorization: Bearer <ADMIN_TOKEN>",
-        code: "invalid_admin_token"
-      )
-    end
-  end
 
   defp with_id(text, fun) do
     case Integer.parse(text) do
