@@ -41,17 +41,7 @@ defmodule DevstralElixir.Curriculum.PreflightTest do
     %{root: root}
   end
 
-  defp plan(root, overrides \\ []) do
-    {:ok, config} =
-      Config.from_keyword(CurriculumFixture.write!(root, overrides), [], data_dir: root)
-
-    %Plan{
-      config: config,
-      run: "r1",
-      run_dir: Path.join(config.adapters_dir, "r1"),
-      job_id: "job-1"
-    }
-  end
+  defp plan(root, overrides \\ []), do: CurriculumFixture.plan!(root, overrides)
 
   defp validations do
     receive do

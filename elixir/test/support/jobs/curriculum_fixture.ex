@@ -22,7 +22,7 @@ defmodule DevstralElixir.Test.Jobs.CurriculumFixture do
       File.write!(Path.join(dir, "eval.jsonl"), """
       {"text": "defmodule E#{n} do end", "source": "hex:e"}
       {"text": "import os", "source": "replay"}
-      {"text": "def f(): pass", "source": "replay:python-stdlib"}
+      {"text": "def f(): pass", "source": "replay"}
       {"text": "IO.puts(:replay)", "source": "github:x"}
       """)
     end
@@ -43,5 +43,19 @@ defmodule DevstralElixir.Test.Jobs.CurriculumFixture do
       ],
       overrides
     )
+  end
+
+  @doc "Writes the curriculum under `root` and returns its plan for run `r1`."
+  @spec plan!(Path.t(), keyword()) :: DevstralElixir.Curriculum.Plan.t()
+  def plan!(root, overrides \\ []) do
+    {:ok, config} =
+      DevstralElixir.Curriculum.Config.from_keyword(write!(root, overrides), [], data_dir: root)
+
+    %DevstralElixir.Curriculum.Plan{
+      config: config,
+      run: "r1",
+      run_dir: Path.join(config.adapters_dir, "r1"),
+      job_id: "job-1"
+    }
   end
 end
