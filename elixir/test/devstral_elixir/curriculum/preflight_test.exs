@@ -4,7 +4,7 @@ defmodule DevstralElixir.Curriculum.PreflightTest do
   # (Train with validate_only) is covered end to end in tests/test_curriculum_e2e.py.
   use ExUnit.Case, async: true
 
-  alias DevstralElixir.Curriculum.{Config, Plan, Preflight, RunRecord, Runner, StageRunner}
+  alias DevstralElixir.Curriculum.{Config, Preflight, RunRecord, Runner, StageRunner}
   alias DevstralElixir.Proto.TrainRequest
   alias DevstralElixir.Test.Jobs.CurriculumFixture
 

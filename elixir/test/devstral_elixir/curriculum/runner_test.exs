@@ -3,7 +3,7 @@ defmodule DevstralElixir.Curriculum.RunnerTest do
   # Mnesia and no global state: async.
   use ExUnit.Case, async: true
 
-  alias DevstralElixir.Curriculum.{Config, Files, Plan, Runner, StageRunner}
+  alias DevstralElixir.Curriculum.{Config, Files, Runner, StageRunner}
   alias DevstralElixir.Proto.TrainRequest
   alias DevstralElixir.Test.Jobs.{CurriculumFixture, FakeWorkerClient}
 
