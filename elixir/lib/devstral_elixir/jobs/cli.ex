@@ -97,9 +97,12 @@ defmodule DevstralElixir.Jobs.CLI do
   (JSON form) when it succeeded, nil when detached; raises `Mix.Error` when
   it failed or was cancelled.
 
-  Options: `:priority`, `:detach` (the parsed `job_switches/0`) and
+  Options: `:priority`, `:detach` (the parsed `job_switches/0`),
   `:worker` (whether the job needs the Python worker when it runs in this
-  process; default false). Other keys (a task's own flags) are ignored.
+  process; default false) and `:on_success`, a function called with the
+  succeeded job and where it ran (`:host`, or `:local` while the in-process
+  queue and worker are still up, before they stop). Other keys (a task's
+  own flags) are ignored.
   """
   @spec run_job!(String.t(), atom(), map(), keyword()) :: map() | nil
   def run_job!(task, type, args, opts) do
@@ -128,12 +131,17 @@ defmodule DevstralElixir.Jobs.CLI do
         nil
       else
         Mix.shell().info("following it; Ctrl-C detaches without cancelling")
-        follow!(task, conn, job["id"])
+        done = follow!(task, conn, job["id"])
+        if on_success = opts[:on_success], do: on_success.(done, where(conn))
+        done
       end
     after
       stop_local(local_sup)
     end
   end
+
+  defp where({:local, _, _}), do: :local
+  defp where(_conn), do: :host
 
   defp follow!(task, conn, id) do
     {:ok, printed} = Agent.start_link(fn -> nil end)

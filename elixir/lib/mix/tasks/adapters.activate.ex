@@ -30,22 +30,9 @@ defmodule Mix.Tasks.Adapters.Activate do
         _ -> Mix.raise("mix #{task}: give exactly one adapter, e.g. mix #{task} RUN/stage3")
       end
 
-    answer = Adapters.request!(task, :post, "/api/adapters/activate", %{"adapter" => id})
-    smoke = answer["smoke_test"]
-
-    if smoke do
-      Mix.shell().info(
-        "smoke test: #{smoke["prompts"]} generations finished, #{smoke["parsed"]} parsed as Elixir" <>
-          if(smoke["require_parse"],
-            do: " (required)",
-            else: " (not required for this base model)"
-          ) <>
-          if(smoke["note"] != "", do: "; #{smoke["note"]}", else: "")
-      )
+    case Adapters.activate(id) do
+      {:ok, answer} -> Adapters.print_activation(answer)
+      {:error, message} -> Mix.raise("mix #{task}: #{message}")
     end
-
-    Mix.shell().info(
-      "active: #{Adapters.name_or_base(answer["active"])}; previous: #{Adapters.name_or_base(answer["previous"])}"
-    )
   end
 end

@@ -70,6 +70,19 @@ defmodule Mix.Tasks.Adapters do
   """
   @spec request!(String.t(), :get | :post, String.t(), map() | nil) :: map()
   def request!(task, method, path, body \\ nil) do
+    case request(method, path, body) do
+      {:ok, answer} -> answer
+      {:error, message} -> Mix.raise("mix #{task}: #{message}")
+    end
+  end
+
+  @doc """
+  `request!/4` without raising: `{:ok, answer}` for a 2xx answer, else
+  `{:error, message}` saying why (no host up, admin token refused, or the
+  host's own error message with the HTTP status).
+  """
+  @spec request(:get | :post, String.t(), map() | nil) :: {:ok, map()} | {:error, String.t()}
+  def request(method, path, body \\ nil) do
     Mix.Task.run("app.config")
     {:ok, _} = Application.ensure_all_started(:inets)
     port = System.get_env("HTTP_PORT", "4000")
@@ -90,30 +103,58 @@ defmodule Mix.Tasks.Adapters do
            body_format: :binary
          ) do
       {:ok, {{_, status, _}, _headers, answer}} when status in 200..299 ->
-        decode(answer)
+        {:ok, decode(answer)}
 
       {:ok, {{_, 401, _}, _headers, _answer}} ->
-        Mix.raise(
-          "mix #{task}: the host refused the admin token: set ADMIN_TOKEN to the host's token " <>
-            "(it writes a generated one to DATA_DIR/admin_token)"
-        )
+        {:error,
+         "the host refused the admin token: set ADMIN_TOKEN to the host's token " <>
+           "(it writes a generated one to DATA_DIR/admin_token)"}
 
       {:ok, {{_, status, _}, _headers, answer}} ->
         message = get_in(decode(answer), ["error", "message"]) || answer
 
-        Mix.raise(
-          "mix #{task}: #{String.upcase(to_string(method))} #{path} failed with HTTP #{status}: #{message}"
-        )
+        {:error,
+         "#{String.upcase(to_string(method))} #{path} failed with HTTP #{status}: #{message}"}
 
       {:error, {:failed_connect, _}} ->
-        Mix.raise(
-          "mix #{task}: no host is up on 127.0.0.1:#{port}; start one with `make run` " <>
-            "(or set HTTP_PORT to the port it listens on)"
-        )
+        {:error,
+         "no host is up on 127.0.0.1:#{port}; start one with `make run` " <>
+           "(or set HTTP_PORT to the port it listens on)"}
 
       {:error, reason} ->
-        Mix.raise("mix #{task}: #{inspect(reason)} from 127.0.0.1:#{port}")
+        {:error, "#{inspect(reason)} from 127.0.0.1:#{port}"}
     end
+  end
+
+  @doc """
+  Activates adapter `id` (`RUN/stageN`, its model id, or `""` for the plain
+  base model) on the running host (`POST /api/adapters/activate`). Returns
+  the host's answer (`"active"`, `"previous"`, `"smoke_test"`) or why it
+  refused.
+  """
+  @spec activate(String.t()) :: {:ok, map()} | {:error, String.t()}
+  def activate(id), do: request(:post, "/api/adapters/activate", %{"adapter" => id})
+
+  @doc """
+  Prints an activation's answer (the JSON form of `POST /api/adapters/activate`):
+  the smoke test, when one ran, then the active and previous adapters.
+  """
+  @spec print_activation(map()) :: :ok
+  def print_activation(answer) do
+    if smoke = answer["smoke_test"] do
+      Mix.shell().info(
+        "smoke test: #{smoke["prompts"]} generations finished, #{smoke["parsed"]} parsed as Elixir" <>
+          if(smoke["require_parse"],
+            do: " (required)",
+            else: " (not required for this base model)"
+          ) <>
+          if(smoke["note"] not in [nil, ""], do: "; #{smoke["note"]}", else: "")
+      )
+    end
+
+    Mix.shell().info(
+      "active: #{name_or_base(answer["active"])}; previous: #{name_or_base(answer["previous"])}"
+    )
   end
 
   defp decode(body) do
