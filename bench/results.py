@@ -49,7 +49,9 @@ def _memory_gib() -> float | None:
 def provenance() -> dict:
     """The commit (with `+dirty` when the tree has uncommitted changes), date and machine."""
     commit = _git("rev-parse", "--short", "HEAD")
-    if _git("status", "--porcelain", "--untracked-files=no"):
+    # Results files are tracked too; a bench that ran before this one must not
+    # make the code it measured look modified.
+    if _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"):
         commit += "+dirty"
     return {
         "commit": commit,
