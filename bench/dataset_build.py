@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 from bench.results import emit
 from python_worker.dataset import BuildRequest, DatasetConfig, dedup, lexer
 from python_worker.dataset.build import build, worker_payload
-from python_worker.dataset.pool import WorkerPool, available_cores
+from python_worker.dataset.pool import ProcessPool, available_cores
 from python_worker.dataset.tokens import resolve
 
 ERLANG_SRC = Path("/usr/lib/erlang/lib")
@@ -271,16 +271,16 @@ def _files(root: Path, limit_bytes: int) -> list[Path]:
     return out
 
 
-def near_dedup_pool(files: list[Path], pool: WorkerPool) -> tuple[float, int]:
+def near_dedup_pool(files: list[Path], pool: ProcessPool) -> tuple[float, int]:
     """Signatures on the pool's processes, LSH in this one (as the scan pass does)."""
-    from python_worker.dataset import worker
+    from python_worker.dataset import file_tasks
 
     cfg = DatasetConfig().dedup
     t0 = time.perf_counter()
     index = dedup.NearDupIndex(cfg.threshold, cfg.num_perm, cfg.minhash_seed)
     chunks = [[str(p) for p in files[i : i + 32]] for i in range(0, len(files), 32)]
     dups = 0
-    for results in pool.map(worker.sign_paths, chunks):
+    for results in pool.map(file_tasks.sign_paths, chunks):
         for _size, sig in results:
             if sig is not None and index.seen(sig):
                 dups += 1
@@ -392,7 +392,7 @@ def main() -> None:
     # Alternate and keep the medians: these machines are shared and noisy.
     payload = worker_payload(DatasetConfig(), 0, "regex", None)
     ours_runs, plain_runs, pool_runs = [], [], []
-    with WorkerPool(workers, payload) as pool:  # started before any clock runs
+    with ProcessPool(workers, payload) as pool:  # started before any clock runs
         for _ in range(args.rounds):
             ours_runs.append(near_dedup_ours(files))
             plain_runs.append(near_dedup_plain(files))

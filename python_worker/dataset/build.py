@@ -45,20 +45,20 @@ from python_worker.dataset import (
     books,
     decontam,
     dedup,
+    file_tasks,
     inputs,
     output,
     replay,
     report,
     split,
     tokens,
-    worker,
 )
 from python_worker.dataset.clean import language_of
 from python_worker.dataset.config import DatasetConfig, config_to_dict
 from python_worker.dataset.dedup import NearDupIndex
 from python_worker.dataset.errors import InvalidRequest
-from python_worker.dataset.pool import WorkerPool, available_cores
-from python_worker.dataset.worker import FileJob, ScanResult, dumps
+from python_worker.dataset.file_tasks import FileJob, ScanResult, dumps
+from python_worker.dataset.pool import ProcessPool, available_cores
 from python_worker.job_events import LOG, PROGRESS, Emit, Event, finite, ms
 from python_worker.jobs import Cancelled
 
@@ -296,7 +296,7 @@ def run(plan: Plan, progress: Emit, cancel: threading.Event) -> BuildResult:
     processes = cfg.workers or available_cores()
     staging = output.StagingDir(plan.out_dir)
     try:
-        with WorkerPool(processes, payload) as pool:
+        with ProcessPool(processes, payload) as pool:
             kept = _scan(pool, sources, plan, stats, rep)
             splits = _split(sources, kept, plan.seed, cfg)
             _build_rows(pool, sources, kept, splits, plan, stats, staging, rep)
@@ -330,7 +330,7 @@ def run(plan: Plan, progress: Emit, cancel: threading.Event) -> BuildResult:
 def worker_payload(
     cfg: DatasetConfig, seed: int, tokenizer: str, decontam_index: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """What every worker process is initialised with (worker.init)."""
+    """What every pool process is initialised with (file_tasks.init)."""
     return {
         "config": config_to_dict(cfg),
         "seed": seed,
@@ -354,7 +354,7 @@ def _chunks(items: list[Any], budget: int, size_of: Callable[[Any], int]) -> Ite
 
 
 def _scan(
-    pool: WorkerPool,
+    pool: ProcessPool,
     sources: list[inputs.Source],
     plan: Plan,
     stats: _Stats,
@@ -381,7 +381,7 @@ def _scan(
     near = NearDupIndex(cfg.dedup.threshold, cfg.dedup.num_perm, cfg.dedup.minhash_seed) if cfg.dedup.near else None
     kept: list[list[_Kept]] = [[] for _ in sources]
     t0 = time.monotonic()
-    results: Iterator[list[ScanResult]] = pool.map(worker.scan, tasks)
+    results: Iterator[list[ScanResult]] = pool.map(file_tasks.scan, tasks)
     for batch in results:
         rep.check_cancel()
         for r in batch:
@@ -465,7 +465,7 @@ def _jobs_for(source: inputs.Source, files: list[_Kept]) -> list[FileJob]:
 
 
 def _build_rows(
-    pool: WorkerPool,
+    pool: ProcessPool,
     sources: list[inputs.Source],
     kept: list[list[_Kept]],
     splits: split.Split,
@@ -491,7 +491,7 @@ def _build_rows(
     done = 0
     curriculum: Counter = Counter()
     t0 = time.monotonic()
-    for ti, batch in enumerate(pool.map(worker.build_rows, tasks)):
+    for ti, batch in enumerate(pool.map(file_tasks.build_rows, tasks)):
         rep.check_cancel()
         s = sources[owners[ti]]
         stats.kinds.update(batch.kinds)
@@ -577,7 +577,7 @@ def _account(
 
 
 def _replay(
-    pool: WorkerPool,
+    pool: ProcessPool,
     plan: Plan,
     stats: _Stats,
     staging: output.StagingDir,
@@ -602,7 +602,7 @@ def _replay(
     files = replay.list_files(plan.replay_dir, cfg.replay.max_file_bytes, plan.seed)
     tasks = ((str(plan.replay_dir), prefix, chunk) for chunk in _chunks(files, 200_000, lambda f: f[1]))
     added = 0
-    for results in pool.map(worker.replay, tasks):
+    for results in pool.map(file_tasks.replay, tasks):
         rep.check_cancel()
         for r in results:
             open_slots = [k for k, v in deficit.items() if v > 0]

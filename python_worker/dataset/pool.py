@@ -1,4 +1,4 @@
-"""An ordered, back-pressured map over worker processes.
+"""An ordered, back-pressured map over pool processes.
 
 `Pool.imap` would read the whole task iterator up front and buffer every result
 the coordinator has not consumed yet; on a large corpus that is unbounded
@@ -6,10 +6,10 @@ memory. Here at most `window` tasks are in flight, and results come back in
 task order, so the coordinator sees files in the same order as a serial run.
 
 The processes belong to a ProcessPoolExecutor rather than a multiprocessing
-Pool: a worker that dies (killed for memory, or unable to start) fails the
+Pool: a pool process that dies (killed for memory, or unable to start) fails the
 build with BrokenProcessPool instead of leaving a task that never returns.
 They are started with "spawn": the builder also runs inside the gRPC worker,
-and forking a process that has gRPC threads can deadlock. With one worker,
+and forking a process that has gRPC threads can deadlock. With one process,
 tasks run inline (no processes, same results).
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Self, TypeVar
 
-from python_worker.dataset import worker
+from python_worker.dataset import file_tasks
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -35,17 +35,17 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-class WorkerPool:
+class ProcessPool:
     def __init__(self, processes: int, payload: dict[str, Any]) -> None:
         self.processes = max(1, processes)
         self._executor: ProcessPoolExecutor | None = None
         if self.processes == 1:
-            worker.init(payload)
+            file_tasks.init(payload)
         else:
             self._executor = ProcessPoolExecutor(
                 max_workers=self.processes,
                 mp_context=mp.get_context("spawn"),
-                initializer=worker.init,
+                initializer=file_tasks.init,
                 initargs=(payload,),
             )
 
