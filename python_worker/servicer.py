@@ -26,6 +26,8 @@ from python_worker.jobs import JobRegistry
 from python_worker.models import ModelManager, Status
 from python_worker.proto import worker_pb2 as pb
 from python_worker.proto import worker_pb2_grpc
+from python_worker.rag.embedder import Embedders
+from python_worker.rag.embedder import embed as embed_texts
 from python_worker.serving.adapters import AdapterRecord, Adapters, AdapterState, SmokeResult
 from python_worker.serving.base import LoadOptions, ModelInfo
 from python_worker.threads import iterate_in_thread, run_in_thread
@@ -145,6 +147,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         self.dtype = dtype
         self.started = time.monotonic()
         self.backends = serving.available()
+        self.embedders = Embedders(device)  # loads nothing until the first Embed
 
     # -- health and models ------------------------------------------------------
 
@@ -190,6 +193,13 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             async for response in responses:
                 yield response
 
+    # -- embeddings (rag/embedder.py) -------------------------------------------
+
+    @unary
+    async def Embed(self, request: pb.EmbedRequest, context: Any) -> pb.EmbedResponse:
+        # The first call loads the checkpoint (seconds); all of it stays off the loop.
+        return await run_in_thread(embed_texts, self.embedders, request)
+
     # -- jobs -------------------------------------------------------------------
 
     @unary
@@ -201,11 +211,6 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     # the body with a call into the capability's plain function (an async
     # generator for the streaming ones) and register jobs with
     # `with self.jobs.running(request.job_id, kind) as job:` so CancelJob works.
-
-    @unary
-    async def Embed(self, request: pb.EmbedRequest, context: Any) -> pb.EmbedResponse:
-        # Wiring point: the embedder (all-MiniLM-L6-v2, 384 dimensions) for RAG memory.
-        raise unimplemented("Embed is not available yet: text embeddings (RAG memory) are not built in this worker")
 
     # -- jobs: dataset building, training, evaluation ---------------------------
     # Each job module offers `*_events(request, cancel_event)`: it validates the

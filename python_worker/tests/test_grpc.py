@@ -167,7 +167,6 @@ def test_errors_map_to_status_codes(server: GrpcWorker) -> None:
 @pytest.mark.parametrize(
     ("method", "request_message", "capability"),
     [
-        ("Embed", pb.EmbedRequest(texts=["x"]), "embeddings"),
         ("ListAdapters", pb.ListAdaptersRequest(), "adapter registry"),
         ("ActivateAdapter", pb.ActivateAdapterRequest(adapter="a"), "adapter registry"),
     ],

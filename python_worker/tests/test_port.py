@@ -175,8 +175,8 @@ def test_servicer_errors_carry_their_status(worker: PortWorker) -> None:
     assert code == grpc.StatusCode.NOT_FOUND.value[0] and "nope" in message
     code, message = error_of(worker.client.call("Generate", generate(top_p=1.5)))
     assert code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and "top_p" in message
-    code, message = error_of(worker.client.call("Embed", pb.EmbedRequest(texts=["x"])))
-    assert code == grpc.StatusCode.UNIMPLEMENTED.value[0] and "not available yet" in message
+    code, message = error_of(worker.client.call("Embed", pb.EmbedRequest()))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and message.startswith("texts:")
     code, message = error_of(worker.client.call("Train", pb.TrainRequest(job_id="j")))
     assert code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and "stage" in message
 

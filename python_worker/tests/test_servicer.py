@@ -261,16 +261,7 @@ def test_cancel_job_finds_registered_jobs() -> None:
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize(
-    ("method", "request_message", "streaming"),
-    [
-        ("Embed", pb.EmbedRequest(), False),
-    ],
-)
-def test_unbuilt_methods_say_what_is_missing(method: str, request_message: Any, streaming: bool) -> None:
+def test_embed_validates_before_loading_any_model() -> None:
     servicer, _ = make(default=None)
-    handler = getattr(servicer, method)
-    call = stream(handler, request_message) if streaming else unary(handler, request_message)
-    code, message = asyncio.run(status_of(call))
-    assert code == grpc.StatusCode.UNIMPLEMENTED
-    assert message.startswith(f"{method} is not available yet: ") and "not built" in message
+    code, message = asyncio.run(status_of(unary(servicer.Embed, pb.EmbedRequest(model="/no/such/dir"))))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and message.startswith("texts:")

@@ -930,12 +930,15 @@ defmodule DevstralElixir.Proto.EmbedResponse do
 
   defstruct embeddings: [],
             dimensions: 0,
-            model: ""
+            model: "",
+            prompt_tokens: 0
 
   @type t :: %__MODULE__{
           embeddings: [DevstralElixir.Proto.Embedding.t()],
           dimensions: integer(),
-          model: String.t()
+          model: String.t(),
+          # Tokens fed to the model over all texts, after truncation (for usage).
+          prompt_tokens: integer()
         }
 
   @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.EmbedResponse", [
@@ -946,7 +949,8 @@ defmodule DevstralElixir.Proto.EmbedResponse do
               kind: :repeated
             },
             %{number: 2, name: :dimensions, type: :int32, kind: :scalar},
-            %{number: 3, name: :model, type: :string, kind: :scalar}
+            %{number: 3, name: :model, type: :string, kind: :scalar},
+            %{number: 4, name: :prompt_tokens, type: :int32, kind: :scalar}
           ])
 
   @doc "Encodes the message as protobuf bytes."

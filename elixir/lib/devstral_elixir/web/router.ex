@@ -3,8 +3,9 @@ defmodule DevstralElixir.Web.Router do
   Maps requests to handlers:
 
     * `GET /health` - `DevstralElixir.Web.Health`
-    * `/v1/*` - the OpenAI-compatible API, `DevstralElixir.Web.OpenAI`
-      (bearer `API_TOKEN` required when one is configured)
+    * `/v1/*` - the OpenAI-compatible API, `DevstralElixir.Web.OpenAI`, and
+      `POST /v1/embeddings`, `DevstralElixir.Web.Embeddings` (bearer
+      `API_TOKEN` required when one is configured)
     * `/api/jobs*` - the job queue, `DevstralElixir.Web.JobsApi` (its writes
       need the admin token)
     * `/api/adapters*` - trained adapters, `DevstralElixir.Web.AdaptersApi`
@@ -14,7 +15,7 @@ defmodule DevstralElixir.Web.Router do
   `{:stream, status, headers, producer}` (see `DevstralElixir.Web.Appmod`).
   """
 
-  alias DevstralElixir.Web.{AdaptersApi, Health, JobsApi, Json, OpenAI, Request}
+  alias DevstralElixir.Web.{AdaptersApi, Embeddings, Health, JobsApi, Json, OpenAI, Request}
 
   @type context :: %{worker: GenServer.server(), api_token: String.t() | nil}
   @type result ::
@@ -27,7 +28,7 @@ defmodule DevstralElixir.Web.Router do
 
   def route(%Request{path: ["v1" | rest]} = request, context) do
     if authorized?(request, context.api_token) do
-      OpenAI.route(request.method, rest, request, context)
+      route_v1(request.method, rest, request, context)
     else
       Json.error(401, "missing or wrong bearer token", code: "invalid_api_key")
     end
@@ -41,6 +42,9 @@ defmodule DevstralElixir.Web.Router do
   def route(%Request{method: method, path: path}, _context) do
     Json.error(404, "no route for #{method} /#{Enum.join(path, "/")}", code: "not_found")
   end
+
+  defp route_v1("POST", ["embeddings"], request, context), do: Embeddings.create(request, context)
+  defp route_v1(method, rest, request, context), do: OpenAI.route(method, rest, request, context)
 
   @doc "True when no token is configured or the request carries it as a bearer token."
   @spec authorized?(Request.t(), String.t() | nil) :: boolean()

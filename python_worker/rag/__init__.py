@@ -1,0 +1,1 @@
+"""Retrieval-augmented memory: text embeddings (`embedder.py`)."""
