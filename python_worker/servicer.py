@@ -21,7 +21,7 @@ from contextlib import aclosing
 from typing import Any, TypeVar
 
 from python_worker import __version__, generation, serving
-from python_worker.errors import WorkerError, unimplemented
+from python_worker.errors import WorkerError
 from python_worker.jobs import JobRegistry
 from python_worker.models import ModelManager, Status
 from python_worker.proto import worker_pb2 as pb
@@ -65,11 +65,6 @@ def streaming(
             await context.abort(exc.code, exc.message)
 
     return handler
-
-
-async def _not_built(method: str, capability: str) -> AsyncIterator[Any]:
-    raise unimplemented(f"{method} is not available yet: {capability} is not built in this worker")
-    yield  # unreachable; makes this an async generator for streaming methods
 
 
 _HEALTH_STATES = {

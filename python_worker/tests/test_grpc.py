@@ -164,19 +164,10 @@ def test_errors_map_to_status_codes(server: GrpcWorker) -> None:
     assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-@pytest.mark.parametrize(
-    ("method", "request_message", "capability"),
-    [
-        ("ListAdapters", pb.ListAdaptersRequest(), "adapter registry"),
-        ("ActivateAdapter", pb.ActivateAdapterRequest(adapter="a"), "adapter registry"),
-    ],
-)
-def test_unbuilt_methods_are_unimplemented(
-    server: GrpcWorker, method: str, request_message: object, capability: str
-) -> None:
-    exc = run(rpc_error(server.target, method, request_message))
-    assert exc.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert exc.details().startswith(f"{method} is not available yet") and capability in exc.details()
+def test_activating_an_unknown_adapter_is_not_found(server: GrpcWorker) -> None:
+    exc = run(rpc_error(server.target, "ActivateAdapter", pb.ActivateAdapterRequest(adapter="no-such-run/stage9")))
+    assert exc.code() == grpc.StatusCode.NOT_FOUND
+    assert "no-such-run/stage9" in exc.details()
 
 
 @pytest.mark.parametrize(
