@@ -21,7 +21,7 @@ from contextlib import aclosing
 from typing import Any, TypeVar
 
 from python_worker import __version__, generation, serving
-from python_worker.errors import WorkerError
+from python_worker.errors import WorkerError, unimplemented
 from python_worker.jobs import JobRegistry
 from python_worker.models import ModelManager, Status
 from python_worker.proto import worker_pb2 as pb
