@@ -116,7 +116,7 @@ def test_top_p_zero_is_greedy(host: HostProcess) -> None:
         ("/v1/chat/completions", b'{"model": "tiny-elixir"}', 400, "messages"),
         ("/v1/completions", b'{"max_tokens": 3}', 400, "prompt"),
         ("/v1/completions", b'{"prompt": "x", "temperature": "hot"}', 400, "temperature"),
-        ("/v1/completions", b'{"prompt": "x", "model": "gpt-9"}', 404, 'serves "tiny-elixir"'),
+        ("/v1/completions", b'{"prompt": "x", "model": "gpt-9"}', 404, 'available models: "tiny-elixir"'),
         ("/v1/completions", b'{"prompt": "x", "n": 3}', 400, "n=1"),
     ],
 )
