@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import sys
+import threading
 
 from python_worker import __version__, app, config
 
@@ -75,13 +76,35 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _configure_logging(cfg.log_level)
     if args.command == "serve":
-        return asyncio.run(app.serve(cfg))
+        return _leave(asyncio.run(app.serve(cfg)))
     try:
         reader, writer = app.open_port_fds()
     except app.PortSetupError as exc:
         logging.getLogger("python_worker").error("%s", exc)
         return 1
-    return asyncio.run(app.port(cfg, reader, writer, with_grpc=with_grpc))
+    return _leave(asyncio.run(app.port(cfg, reader, writer, with_grpc=with_grpc)))
+
+
+def _leave(code: int) -> int:
+    """Exit with `code` once the worker has closed everything it owns.
+
+    A training step or a decode step may still be running in a thread when the
+    loop ends: threads see a cancel only between steps. Finalising the
+    interpreter underneath a thread that is inside torch aborts the process
+    (SIGABRT, "terminate called without an active exception"), and the exit
+    status would then lie to the host. Outputs are already safe (written to a
+    temporary name and renamed), so in that case leave without finalisation.
+    """
+    lingering = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()]
+    if not lingering:
+        return code
+    logging.getLogger("python_worker").info(
+        "exiting with %d thread(s) still running: %s", len(lingering), ", ".join(t.name for t in lingering)
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
