@@ -13,9 +13,10 @@ defmodule DevstralElixir.Curriculum.Activation do
   and answers in the same JSON form as `POST /api/adapters/activate`.
   """
 
-  alias DevstralElixir.Proto.{ActivateAdapterRequest, SmokeTest}
+  alias DevstralElixir.Proto.ActivateAdapterRequest
   alias DevstralElixir.Worker
   alias DevstralElixir.Worker.Error
+  alias DevstralElixir.Web.AdaptersApi
 
   # Loading the adapter and smoke-testing it on a big model takes a while.
   @activate_timeout_ms 600_000
@@ -65,30 +66,13 @@ defmodule DevstralElixir.Curriculum.Activation do
     # answers "still loading" (a short run can end before that).
     with :ok <- Worker.await_ready(worker, timeout),
          {:ok, reply} <- Worker.call(worker, "ActivateAdapter", request, timeout) do
-      {:ok,
-       %{
-         "active" => reply.active,
-         "previous" => reply.previous,
-         "smoke_test" => smoke_json(reply.smoke_test)
-       }}
+      {:ok, AdaptersApi.activation_json(reply)}
     else
       {:error, %Error{} = error} -> {:error, Exception.message(error)}
     end
   catch
     :exit, {reason, {GenServer, :call, _}} when reason in [:noproc, :shutdown, :normal] ->
       {:error, "the model worker is not running"}
-  end
-
-  defp smoke_json(nil), do: nil
-
-  defp smoke_json(%SmokeTest{} = smoke) do
-    %{
-      "generated" => smoke.generated,
-      "parsed" => smoke.parsed,
-      "prompts" => smoke.prompts,
-      "require_parse" => smoke.require_parse,
-      "note" => smoke.note
-    }
   end
 
   defp get(map, key), do: Map.get(map, key, Map.get(map, Atom.to_string(key)))

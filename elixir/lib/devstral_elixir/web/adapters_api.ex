@@ -23,6 +23,7 @@ defmodule DevstralElixir.Web.AdaptersApi do
 
   alias DevstralElixir.Proto.{
     ActivateAdapterRequest,
+    ActivateAdapterResponse,
     ListAdaptersRequest,
     RollbackAdapterRequest,
     SmokeTest
@@ -104,13 +105,7 @@ defmodule DevstralElixir.Web.AdaptersApi do
     |> activation()
   end
 
-  defp activation({:ok, reply}) do
-    Json.respond(200, %{
-      "active" => reply.active,
-      "previous" => reply.previous,
-      "smoke_test" => smoke_json(reply.smoke_test)
-    })
-  end
+  defp activation({:ok, reply}), do: Json.respond(200, activation_json(reply))
 
   defp activation({:error, error}), do: worker_error(error)
 
@@ -132,6 +127,20 @@ defmodule DevstralElixir.Web.AdaptersApi do
       "active" => adapter.active,
       "previous" => adapter.previous,
       "smoke_test" => smoke_json(adapter.smoke_test)
+    }
+  end
+
+  @doc """
+  The JSON shape of an activation or rollback answer: the active and the
+  previous adapter and the smoke test. `mix curriculum.run --activate` prints
+  the same shape when it activates through an in-process worker.
+  """
+  @spec activation_json(ActivateAdapterResponse.t()) :: map()
+  def activation_json(reply) do
+    %{
+      "active" => reply.active,
+      "previous" => reply.previous,
+      "smoke_test" => smoke_json(reply.smoke_test)
     }
   end
 
