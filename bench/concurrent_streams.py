@@ -23,8 +23,6 @@ bench/results/concurrent_streams.json only at the default sizes.
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import statistics
 import sys
 import tempfile
@@ -36,6 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.results import emit
+from bench.sse_client import timed_completion
 from tests.host_process import TINY_MODEL, HostProcess
 
 DEFAULT_TOKENS = 64
@@ -55,40 +54,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def stream(port: int, prompt: str, tokens: int, barrier: threading.Barrier, out: dict[str, Any]) -> None:
-    """One streamed completion: TTFT, per-token gaps and the completion tokens."""
-    body = json.dumps(
-        {
-            "prompt": prompt,
-            "max_tokens": tokens,
-            "temperature": 0,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-    )
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-    barrier.wait()  # every client starts together
-    start = time.perf_counter()
-    connection.request("POST", "/v1/completions", body, {"content-type": "application/json"})
-    response = connection.getresponse()
-    assert response.status == 200, response.read()
-    first = last = None
-    events: list[float] = []
-    completion = 0
-    for line in response:
-        if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
-            continue
-        event = json.loads(line[6:])
-        now = time.perf_counter()
-        if event["choices"] and event["choices"][0]["text"]:
-            if first is None:
-                first = now - start
-            elif last is not None:
-                events.append(now - last)
-            last = now
-        if event.get("usage"):
-            completion = event["usage"]["completion_tokens"]
-    connection.close()
-    out.update(ttft=first or 0.0, gaps=events, tokens=completion, end=time.perf_counter(), start=start)
+    """One streamed completion: TTFT, per-event gaps and the completion tokens."""
+    # Every client starts together.
+    timing = timed_completion(port, prompt, tokens, timeout=300, before_request=barrier.wait)
+    out.update(ttft=timing.ttft, gaps=timing.gaps, tokens=timing.completion_tokens, end=timing.end, start=timing.start)
 
 
 def http_round(port: int, n: int, tokens: int) -> dict[str, Any]:

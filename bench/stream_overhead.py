@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import http.client
-import json
 import statistics
 import sys
 import tempfile
@@ -31,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.results import emit
+from bench.sse_client import timed_completion
 from python_worker.serving.base import LoadOptions, SamplingOptions, TextPrompt
 from python_worker.serving.transformers_backend import TransformersBackend
 from tests.host_process import TINY_MODEL, HostProcess
@@ -59,35 +58,8 @@ def direct_round(backend: TransformersBackend, tokens: int) -> tuple[float, floa
 
 def http_round(port: int, tokens: int) -> tuple[float, float, int, int]:
     """(seconds to first token, total seconds, tokens, text events) for one streamed HTTP completion."""
-    body = json.dumps(
-        {
-            "prompt": PROMPT,
-            "max_tokens": tokens,
-            "temperature": 0,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-    )
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    start = time.perf_counter()
-    connection.request("POST", "/v1/completions", body, {"content-type": "application/json"})
-    response = connection.getresponse()
-    assert response.status == 200, response.read()
-    first = None
-    count = events = 0
-    for line in response:
-        if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
-            continue
-        event = json.loads(line[6:])
-        if event["choices"] and event["choices"][0]["text"]:
-            events += 1
-            if first is None:
-                first = time.perf_counter() - start
-        if event.get("usage"):
-            count = event["usage"]["completion_tokens"]
-    total = time.perf_counter() - start
-    connection.close()
-    return first or 0.0, total, count, events
+    timing = timed_completion(port, PROMPT, tokens, timeout=120)
+    return timing.ttft, timing.end - timing.start, timing.completion_tokens, len(timing.text_events)
 
 
 def main() -> None:
