@@ -395,7 +395,7 @@ class BatchEngine:
             return False
         text, stopped = request.stops.push(request.detokenizer.push(token))
         if stopped:
-            request.on_delta(Delta(text, (token,), FinishReason.STOP))
+            self._release(request, Delta(text, (token,), FinishReason.STOP))
             return False
         if request.generated >= request.options.max_tokens:
             self._finish(request, text, token, FinishReason.LENGTH)
@@ -404,8 +404,7 @@ class BatchEngine:
         request.token = token
         return True
 
-    @staticmethod
-    def _finish(request: Request, text: str, token: int, reason: FinishReason) -> None:
+    def _finish(self, request: Request, text: str, token: int, reason: FinishReason) -> None:
         # The end of the stream makes every held-back character final.
         tail, stopped = request.stops.push(request.detokenizer.flush())
         text += tail
@@ -413,7 +412,15 @@ class BatchEngine:
             reason = FinishReason.STOP
         else:
             text += request.stops.flush()
-        request.on_delta(Delta(text, (token,), reason))
+        self._release(request, Delta(text, (token,), reason))
+
+    def _release(self, request: Request, last: Delta) -> None:
+        """Free a finished request's batch slot, then send its last delta: a client
+        that reads the end of its stream and at once sends another request must
+        find the slot free, not count against a full queue for the rest of a step."""
+        with self._lock:
+            self._active -= 1
+        request.on_delta(last)
 
     def _drop_cancelled(self) -> None:
         keep = []

@@ -194,6 +194,39 @@ def test_an_abandoned_stream_does_not_delay_the_next_request(one_slot: Transform
     assert len(tokens(asyncio.run(scenario()))) == 8
 
 
+def test_a_finished_request_frees_its_slot_before_its_last_delta_arrives(tiny_model: Path) -> None:
+    """A client that reads the end of its stream and sends the next request at
+    once must not be refused by a queue that still counts the finished one."""
+    import threading
+
+    backend = TransformersBackend(max_batch_size=1, max_waiting=0)
+    backend.load(LoadOptions(str(tiny_model), device="cpu"))
+    try:
+        engine = backend.engine
+        ids = backend.encode(TextPrompt(PROMPTS[2]))
+        options = SamplingOptions(max_tokens=3)
+        follow_up: list[Any] = []
+        finished = threading.Event()
+
+        def then_next(delta: Delta) -> None:
+            if delta.finish_reason is None:
+                return
+            if follow_up:  # the follow-up itself finished
+                finished.set()
+                return
+            try:  # on the scheduler thread, right as the last delta of the first goes out
+                follow_up.append(engine.submit(ids, options, None, then_next, follow_up.append))
+            except WorkerError as exc:
+                follow_up.append(exc)
+                finished.set()
+
+        engine.submit(ids, options, None, then_next, follow_up.append)
+        assert finished.wait(60)
+        assert not isinstance(follow_up[0], BaseException), follow_up[0]
+    finally:
+        backend.close()
+
+
 def submit_together(
     engine: Any, jobs: list[tuple[list[int], SamplingOptions]], cancel: set[int] = frozenset()
 ) -> list[list[Delta]]:
