@@ -252,6 +252,130 @@ class EmbedResponse(_message.Message):
     prompt_tokens: int
     def __init__(self, embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., dimensions: _Optional[int] = ..., model: _Optional[str] = ..., prompt_tokens: _Optional[int] = ...) -> None: ...
 
+class MemoryDocument(_message.Message):
+    __slots__ = ("text", "source", "kind", "timestamp")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    source: str
+    kind: str
+    timestamp: str
+    def __init__(self, text: _Optional[str] = ..., source: _Optional[str] = ..., kind: _Optional[str] = ..., timestamp: _Optional[str] = ...) -> None: ...
+
+class UpsertDocumentsRequest(_message.Message):
+    __slots__ = ("collection", "documents")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    documents: _containers.RepeatedCompositeFieldContainer[MemoryDocument]
+    def __init__(self, collection: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[MemoryDocument, _Mapping]]] = ...) -> None: ...
+
+class UpsertDocumentsResponse(_message.Message):
+    __slots__ = ("added", "existing")
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    EXISTING_FIELD_NUMBER: _ClassVar[int]
+    added: int
+    existing: int
+    def __init__(self, added: _Optional[int] = ..., existing: _Optional[int] = ...) -> None: ...
+
+class MemoryFilter(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class SearchMemoryRequest(_message.Message):
+    __slots__ = ("query", "collection", "top_k", "min_score", "filters", "mode")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    collection: str
+    top_k: int
+    min_score: float
+    filters: _containers.RepeatedCompositeFieldContainer[MemoryFilter]
+    mode: str
+    def __init__(self, query: _Optional[str] = ..., collection: _Optional[str] = ..., top_k: _Optional[int] = ..., min_score: _Optional[float] = ..., filters: _Optional[_Iterable[_Union[MemoryFilter, _Mapping]]] = ..., mode: _Optional[str] = ...) -> None: ...
+
+class MemoryHit(_message.Message):
+    __slots__ = ("source", "score", "text", "kind", "timestamp", "id")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    score: float
+    text: str
+    kind: str
+    timestamp: str
+    id: str
+    def __init__(self, source: _Optional[str] = ..., score: _Optional[float] = ..., text: _Optional[str] = ..., kind: _Optional[str] = ..., timestamp: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+
+class SearchMemoryResponse(_message.Message):
+    __slots__ = ("hits",)
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[MemoryHit]
+    def __init__(self, hits: _Optional[_Iterable[_Union[MemoryHit, _Mapping]]] = ...) -> None: ...
+
+class DeleteDocumentsRequest(_message.Message):
+    __slots__ = ("collection", "source")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    source: str
+    def __init__(self, collection: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
+
+class DeleteDocumentsResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    def __init__(self, deleted: _Optional[int] = ...) -> None: ...
+
+class MemoryStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CollectionStats(_message.Message):
+    __slots__ = ("name", "points", "dimensions", "sources")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    points: int
+    dimensions: int
+    sources: int
+    def __init__(self, name: _Optional[str] = ..., points: _Optional[int] = ..., dimensions: _Optional[int] = ..., sources: _Optional[int] = ...) -> None: ...
+
+class MemoryStatsResponse(_message.Message):
+    __slots__ = ("collections", "location", "embed_model")
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    EMBED_MODEL_FIELD_NUMBER: _ClassVar[int]
+    collections: _containers.RepeatedCompositeFieldContainer[CollectionStats]
+    location: str
+    embed_model: str
+    def __init__(self, collections: _Optional[_Iterable[_Union[CollectionStats, _Mapping]]] = ..., location: _Optional[str] = ..., embed_model: _Optional[str] = ...) -> None: ...
+
+class IngestRequest(_message.Message):
+    __slots__ = ("job_id", "paths", "collection")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    collection: str
+    def __init__(self, job_id: _Optional[str] = ..., paths: _Optional[_Iterable[str]] = ..., collection: _Optional[str] = ...) -> None: ...
+
 class JobEvent(_message.Message):
     __slots__ = ("job_id", "kind", "phase", "message", "step", "total_steps", "elapsed_ms", "eta_ms", "metrics", "artifact_path")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):

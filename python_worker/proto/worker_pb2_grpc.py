@@ -59,6 +59,31 @@ class WorkerStub:
                 request_serializer=python__worker_dot_proto_dot_worker__pb2.EmbedRequest.SerializeToString,
                 response_deserializer=python__worker_dot_proto_dot_worker__pb2.EmbedResponse.FromString,
                 _registered_method=True)
+        self.UpsertDocuments = channel.unary_unary(
+                '/devstral.worker.v1.Worker/UpsertDocuments',
+                request_serializer=python__worker_dot_proto_dot_worker__pb2.UpsertDocumentsRequest.SerializeToString,
+                response_deserializer=python__worker_dot_proto_dot_worker__pb2.UpsertDocumentsResponse.FromString,
+                _registered_method=True)
+        self.SearchMemory = channel.unary_unary(
+                '/devstral.worker.v1.Worker/SearchMemory',
+                request_serializer=python__worker_dot_proto_dot_worker__pb2.SearchMemoryRequest.SerializeToString,
+                response_deserializer=python__worker_dot_proto_dot_worker__pb2.SearchMemoryResponse.FromString,
+                _registered_method=True)
+        self.DeleteDocuments = channel.unary_unary(
+                '/devstral.worker.v1.Worker/DeleteDocuments',
+                request_serializer=python__worker_dot_proto_dot_worker__pb2.DeleteDocumentsRequest.SerializeToString,
+                response_deserializer=python__worker_dot_proto_dot_worker__pb2.DeleteDocumentsResponse.FromString,
+                _registered_method=True)
+        self.MemoryStats = channel.unary_unary(
+                '/devstral.worker.v1.Worker/MemoryStats',
+                request_serializer=python__worker_dot_proto_dot_worker__pb2.MemoryStatsRequest.SerializeToString,
+                response_deserializer=python__worker_dot_proto_dot_worker__pb2.MemoryStatsResponse.FromString,
+                _registered_method=True)
+        self.Ingest = channel.unary_stream(
+                '/devstral.worker.v1.Worker/Ingest',
+                request_serializer=python__worker_dot_proto_dot_worker__pb2.IngestRequest.SerializeToString,
+                response_deserializer=python__worker_dot_proto_dot_worker__pb2.JobEvent.FromString,
+                _registered_method=True)
         self.BuildDataset = channel.unary_stream(
                 '/devstral.worker.v1.Worker/BuildDataset',
                 request_serializer=python__worker_dot_proto_dot_worker__pb2.BuildDatasetRequest.SerializeToString,
@@ -127,6 +152,40 @@ class WorkerServicer:
 
     def Embed(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertDocuments(self, request, context):
+        """RAG memory: the worker owns the vector store (embedded Qdrant under
+        DATA_DIR/qdrant, or the server at QDRANT_URL) because it has the embedder.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchMemory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDocuments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MemoryStats(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Ingest(self, request, context):
+        """Reads conversation logs, Markdown and Elixir files, chunks them and
+        upserts the chunks; progress and skipped lines come as JobEvents.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -201,6 +260,31 @@ def add_WorkerServicer_to_server(servicer, server):
                     servicer.Embed,
                     request_deserializer=python__worker_dot_proto_dot_worker__pb2.EmbedRequest.FromString,
                     response_serializer=python__worker_dot_proto_dot_worker__pb2.EmbedResponse.SerializeToString,
+            ),
+            'UpsertDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertDocuments,
+                    request_deserializer=python__worker_dot_proto_dot_worker__pb2.UpsertDocumentsRequest.FromString,
+                    response_serializer=python__worker_dot_proto_dot_worker__pb2.UpsertDocumentsResponse.SerializeToString,
+            ),
+            'SearchMemory': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchMemory,
+                    request_deserializer=python__worker_dot_proto_dot_worker__pb2.SearchMemoryRequest.FromString,
+                    response_serializer=python__worker_dot_proto_dot_worker__pb2.SearchMemoryResponse.SerializeToString,
+            ),
+            'DeleteDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDocuments,
+                    request_deserializer=python__worker_dot_proto_dot_worker__pb2.DeleteDocumentsRequest.FromString,
+                    response_serializer=python__worker_dot_proto_dot_worker__pb2.DeleteDocumentsResponse.SerializeToString,
+            ),
+            'MemoryStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.MemoryStats,
+                    request_deserializer=python__worker_dot_proto_dot_worker__pb2.MemoryStatsRequest.FromString,
+                    response_serializer=python__worker_dot_proto_dot_worker__pb2.MemoryStatsResponse.SerializeToString,
+            ),
+            'Ingest': grpc.unary_stream_rpc_method_handler(
+                    servicer.Ingest,
+                    request_deserializer=python__worker_dot_proto_dot_worker__pb2.IngestRequest.FromString,
+                    response_serializer=python__worker_dot_proto_dot_worker__pb2.JobEvent.SerializeToString,
             ),
             'BuildDataset': grpc.unary_stream_rpc_method_handler(
                     servicer.BuildDataset,
@@ -373,6 +457,141 @@ class Worker:
             '/devstral.worker.v1.Worker/Embed',
             python__worker_dot_proto_dot_worker__pb2.EmbedRequest.SerializeToString,
             python__worker_dot_proto_dot_worker__pb2.EmbedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/devstral.worker.v1.Worker/UpsertDocuments',
+            python__worker_dot_proto_dot_worker__pb2.UpsertDocumentsRequest.SerializeToString,
+            python__worker_dot_proto_dot_worker__pb2.UpsertDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchMemory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/devstral.worker.v1.Worker/SearchMemory',
+            python__worker_dot_proto_dot_worker__pb2.SearchMemoryRequest.SerializeToString,
+            python__worker_dot_proto_dot_worker__pb2.SearchMemoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/devstral.worker.v1.Worker/DeleteDocuments',
+            python__worker_dot_proto_dot_worker__pb2.DeleteDocumentsRequest.SerializeToString,
+            python__worker_dot_proto_dot_worker__pb2.DeleteDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MemoryStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/devstral.worker.v1.Worker/MemoryStats',
+            python__worker_dot_proto_dot_worker__pb2.MemoryStatsRequest.SerializeToString,
+            python__worker_dot_proto_dot_worker__pb2.MemoryStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Ingest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/devstral.worker.v1.Worker/Ingest',
+            python__worker_dot_proto_dot_worker__pb2.IngestRequest.SerializeToString,
+            python__worker_dot_proto_dot_worker__pb2.JobEvent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -970,6 +970,532 @@ defmodule DevstralElixir.Proto.EmbedResponse do
   def __schema__, do: @schema
 end
 
+defmodule DevstralElixir.Proto.MemoryDocument do
+  @moduledoc """
+  One stored chunk. Its point id is a hash of (collection, text), so storing
+  the same text twice adds nothing.
+
+  Protobuf message `devstral.worker.v1.MemoryDocument`.
+  """
+
+  defstruct text: "",
+            source: "",
+            kind: "",
+            timestamp: ""
+
+  @type t :: %__MODULE__{
+          text: String.t(),
+          # Where it came from: a file path (with ":line" or "#heading" when useful)
+          # or "conversation:<id>".
+          source: String.t(),
+          # "conversation", "markdown", "code", ...
+          kind: String.t(),
+          # RFC 3339 UTC; empty means now.
+          timestamp: String.t()
+        }
+
+  @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.MemoryDocument", [
+            %{number: 1, name: :text, type: :string, kind: :scalar},
+            %{number: 2, name: :source, type: :string, kind: :scalar},
+            %{number: 3, name: :kind, type: :string, kind: :scalar},
+            %{number: 4, name: :timestamp, type: :string, kind: :scalar}
+          ])
+
+  @doc "Encodes the message as protobuf bytes."
+  @spec encode(t()) :: binary()
+  def encode(%__MODULE__{} = msg), do: DevstralElixir.Proto.Message.encode(msg)
+
+  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."
+  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}
+  def decode(bytes), do: DevstralElixir.Proto.Message.decode(__MODULE__, bytes)
+
+  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."
+  @spec decode!(binary()) :: t()
+  def decode!(bytes), do: DevstralElixir.Proto.Message.decode!(__MODULE__, bytes)
+
+  @doc false
+  @spec __schema__() :: DevstralElixir.Proto.Message.schema()
+  def __schema__, do: @schema
+end
+
+defmodule DevstralElixir.Proto.UpsertDocumentsRequest do
+  @moduledoc """
+  Protobuf message `devstral.worker.v1.UpsertDocumentsRequest`.
+  """
+
+  defstruct collection: "",
+            documents: []
+
+  @type t :: %__MODULE__{
+          # Empty means "conversations"; the other built-in collection is "docs".
+          collection: String.t(),
+          documents: [DevstralElixir.Proto.MemoryDocument.t()]
+        }
+
+  @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.UpsertDocumentsRequest", [
+            %{number: 1, name: :collection, type: :string, kind: :scalar},
+            %{
+              number: 2,
+              name: :documents,
+              type: {:message, DevstralElixir.Proto.MemoryDocument},
+              kind: :repeated
+            }
+          ])
+
+  @doc "Encodes the message as protobuf bytes."
+  @spec encode(t()) :: binary()
+  def encode(%__MODULE__{} = msg), do: DevstralElixir.Proto.Message.encode(msg)
+
+  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."
+  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}
+  def decode(bytes), do: DevstralElixir.Proto.Message.decode(__MODULE__, bytes)
+
+  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."
+  @spec decode!(binary()) :: t()
+  def decode!(bytes), do: DevstralElixir.Proto.Message.decode!(__MODULE__, bytes)
+
+  @doc false
+  @spec __schema__() :: DevstralElixir.Proto.Message.schema()
+  def __schema__, do: @schema
+end
+
+defmodule DevstralElixir.Proto.UpsertDocumentsResponse do
+  @moduledoc """
+  Protobuf message `devstral.worker.v1.UpsertDocumentsResponse`.
+  """
+
+  defstruct added: 0,
+            existing: 0
+
+  @type t :: %__MODULE__{
+          # Points new to the collection, and points that were already there.
+          added: integer(),
+          existing: integer()
+        }
+
+  @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.UpsertDocumentsResponse", [
+            %{number: 1, name: :added, type: :int32, kind: :scalar},
+            %{number: 2, name: :existing, type: :int32, kind: :scalar}
+          ])
+
+  @doc "Encodes the message as protobuf bytes."
+  @spec encode(t()) :: binary()
+  def encode(%__MODULE__{} = msg), do: DevstralElixir.Proto.Message.encode(msg)
+
+  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."
+  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}
+  def decode(bytes), do: DevstralElixir.Proto.Message.decode(__MODULE__, bytes)
+
+  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."
+  @spec decode!(binary()) :: t()
+  def decode!(bytes), do: DevstralElixir.Proto.Message.decode!(__MODULE__, bytes)
+
+  @doc false
+  @spec __schema__() :: DevstralElixir.Proto.Message.schema()
+  def __schema__, do: @schema
+end
+
+defmodule DevstralElixir.Proto.MemoryFilter do
+  @moduledoc """
+  An exact match on one payload field ("source", "kind").
+
+  Protobuf message `devstral.worker.v1.MemoryFilter`.
+  """
+
+  defstruct key: "",
+            value: ""
+
+  @type t :: %__MODULE__{
+          key: String.t(),
+          value: String.t()
+        }
+
+  @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.MemoryFilter", [
+            %{number: 1, name: :key, type: :string, kind: :scalar},
+            %{number: 2, name: :value, type: :string, kind: :scalar}
+          ])
+
+  @doc "Encodes the message as protobuf bytes."
+  @spec encode(t()) :: binary()
+  def encode(%__MODULE__{} = msg), do: DevstralElixir.Proto.Message.encode(msg)
+
+  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."
+  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}
+  def decode(bytes), do: DevstralElixir.Proto.Message.decode(__MODULE__, bytes)
+
+  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."
+  @spec decode!(binary()) :: t()
+  def decode!(bytes), do: DevstralElixir.Proto.Message.decode!(__MODULE__, bytes)
+
+  @doc false
+  @spec __schema__() :: DevstralElixir.Proto.Message.schema()
+  def __schema__, do: @schema
+end
+
+defmodule DevstralElixir.Proto.SearchMemoryRequest do
+  @moduledoc """
+  Protobuf message `devstral.worker.v1.SearchMemoryRequest`.
+  """
+
+  defstruct query: "",
+            collection: "",
+            top_k: 0,
+            min_score: nil,
+            filters: [],
+            mode: ""
+
+  @type t :: %__MODULE__{
+          query: String.t(),
+          collection: String.t(),
+          # 0 means 5.
+          top_k: integer(),
+          # Hits scoring below it are dropped; unset means 0.3. `optional` because 0
+          # is a real threshold.
+          min_score: DevstralElixir.Proto.Wire.float_value() | nil,
+          filters: [DevstralElixir.Proto.MemoryFilter.t()],
+          # "dense" or "hybrid" (BM25 and dense fused by reciprocal rank); empty
+          # means the server default. min_score always applies to the dense cosine.
+          mode: String.t()
+        }
+
+  @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.SearchMemoryRequest", [
+            %{number: 1, name: :query, type: :string, kind: :scalar},
+            %{number: 2, name: :collection, type: :string, kind: :scalar},
+            %{number: 3, name: :top_k, type: :int32, kind: :scalar},
+            %{number: 4, name: :min_score, type: :float, kind: :optional},
+            %{
+              number: 5,
+              name: :filters,
+              type: {:message, DevstralElixir.Proto.MemoryFilter},
+              kind: :repeated
+            },
+            %{number: 6, name: :mode, type: :string, kind: :scalar}
+          ])
+
+  @doc "Encodes the message as protobuf bytes."
+  @spec encode(t()) :: binary()
+  def encode(%__MODULE__{} = msg), do: DevstralElixir.Proto.Message.encode(msg)
+
+  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."
+  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}
+  def decode(bytes), do: DevstralElixir.Proto.Message.decode(__MODULE__, bytes)
+
+  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."
+  @spec decode!(binary()) :: t()
+  def decode!(bytes), do: DevstralElixir.Proto.Message.decode!(__MODULE__, bytes)
+
+  @doc false
+  @spec __schema__() :: DevstralElixir.Proto.Message.schema()
+  def __schema__, do: @schema
+end
+
+defmodule DevstralElixir.Proto.MemoryHit do
+  @moduledoc """
+  Protobuf message `devstral.worker.v1.MemoryHit`.
+  """
+
+  defstruct source: "",
+            score: 0.0,
+            text: "",
+            kind: "",
+            timestamp: "",
+            id: ""
+
+  @type t :: %__MODULE__{
+          source: String.t(),
+          # Cosine similarity of the query and the chunk, in [-1, 1].
+          score: DevstralElixir.Proto.Wire.float_value(),
+          text: String.t(),
+          kind: String.t(),
+          timestamp: String.t(),
+          id: String.t()
+        }
+
+  @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.MemoryHit", [
+            %{number: 1, name: :source, type: :string, kind: :scalar},
+            %{number: 2, name: :score, type: :float, kind: :scalar},
+            %{number: 3, name: :text, type: :string, kind: :scalar},
+            %{number: 4, name: :kind, type: :string, kind: :scalar},
+            %{number: 5, name: :timestamp, type: :string, kind: :scalar},
+            %{number: 6, name: :id, type: :string, kind: :scalar}
+          ])
+
+  @doc "Encodes the message as protobuf bytes."
+  @spec encode(t()) :: binary()
+  def encode(%__MODULE__{} = msg), do: DevstralElixir.Proto.Message.encode(msg)
+
+  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."
+  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}
+  def decode(bytes), do: DevstralElixir.Proto.Message.decode(__MODULE__, bytes)
+
+  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."
+  @spec decode!(binary()) :: t()
+  def decode!(bytes), do: DevstralElixir.Proto.Message.decode!(__MODULE__, bytes)
+
+  @doc false
+  @spec __schema__() :: DevstralElixir.Proto.Message.schema()
+  def __schema__, do: @schema
+end
+
+defmodule DevstralElixir.Proto.SearchMemoryResponse do
+  @moduledoc """
+  Protobuf message `devstral.worker.v1.SearchMemoryResponse`.
+  """
+
+  defstruct hits: []
+
+  @type t :: %__MODULE__{
+          hits: [DevstralElixir.Proto.MemoryHit.t()]
+        }
+
+  @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.SearchMemoryResponse", [
+            %{
+              number: 1,
+              name: :hits,
+              type: {:message, DevstralElixir.Proto.MemoryHit},
+              kind: :repeated
+            }
+          ])
+
+  @doc "Encodes the message as protobuf bytes."
+  @spec encode(t()) :: binary()
+  def encode(%__MODULE__{} = msg), do: DevstralElixir.Proto.Message.encode(msg)
+
+  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."
+  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}
+  def decode(bytes), do: DevstralElixir.Proto.Message.decode(__MODULE__, bytes)
+
+  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."
+  @spec decode!(binary()) :: t()
+  def decode!(bytes), do: DevstralElixir.Proto.Message.decode!(__MODULE__, bytes)
+
+  @doc false
+  @spec __schema__() :: DevstralElixir.Proto.Message.schema()
+  def __schema__, do: @schema
+end
+
+defmodule DevstralElixir.Proto.DeleteDocumentsRequest do
+  @moduledoc """
+  Protobuf message `devstral.worker.v1.DeleteDocumentsRequest`.
+  """
+
+  defstruct collection: "",
+            source: ""
+
+  @type t :: %__MODULE__{
+          collection: String.t(),
+          # Deletes every point whose source is exactly this.
+          source: String.t()
+        }
+
+  @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.DeleteDocumentsRequest", [
+            %{number: 1, name: :collection, type: :string, kind: :scalar},
+            %{number: 2, name: :source, type: :string, kind: :scalar}
+          ])
+
+  @doc "Encodes the message as protobuf bytes."
+  @spec encode(t()) :: binary()
+  def encode(%__MODULE__{} = msg), do: DevstralElixir.Proto.Message.encode(msg)
+
+  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."
+  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}
+  def decode(bytes), do: DevstralElixir.Proto.Message.decode(__MODULE__, bytes)
+
+  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."
+  @spec decode!(binary()) :: t()
+  def decode!(bytes), do: DevstralElixir.Proto.Message.decode!(__MODULE__, bytes)
+
+  @doc false
+  @spec __schema__() :: DevstralElixir.Proto.Message.schema()
+  def __schema__, do: @schema
+end
+
+defmodule DevstralElixir.Proto.DeleteDocumentsResponse do
+  @moduledoc """
+  Protobuf message `devstral.worker.v1.DeleteDocumentsResponse`.
+  """
+
+  defstruct deleted: 0
+
+  @type t :: %__MODULE__{
+          deleted: integer()
+        }
+
+  @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.DeleteDocumentsResponse", [
+            %{number: 1, name: :deleted, type: :int32, kind: :scalar}
+          ])
+
+  @doc "Encodes the message as protobuf bytes."
+  @spec encode(t()) :: binary()
+  def encode(%__MODULE__{} = msg), do: DevstralElixir.Proto.Message.encode(msg)
+
+  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."
+  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}
+  def decode(bytes), do: DevstralElixir.Proto.Message.decode(__MODULE__, bytes)
+
+  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."
+  @spec decode!(binary()) :: t()
+  def decode!(bytes), do: DevstralElixir.Proto.Message.decode!(__MODULE__, bytes)
+
+  @doc false
+  @spec __schema__() :: DevstralElixir.Proto.Message.schema()
+  def __schema__, do: @schema
+end
+
+defmodule DevstralElixir.Proto.MemoryStatsRequest do
+  @moduledoc """
+  Protobuf message `devstral.worker.v1.MemoryStatsRequest`.
+  """
+
+  defstruct []
+
+  @type t :: %__MODULE__{}
+
+  @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.MemoryStatsRequest", [])
+
+  @doc "Encodes the message as protobuf bytes."
+  @spec encode(t()) :: binary()
+  def encode(%__MODULE__{} = msg), do: DevstralElixir.Proto.Message.encode(msg)
+
+  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."
+  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}
+  def decode(bytes), do: DevstralElixir.Proto.Message.decode(__MODULE__, bytes)
+
+  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."
+  @spec decode!(binary()) :: t()
+  def decode!(bytes), do: DevstralElixir.Proto.Message.decode!(__MODULE__, bytes)
+
+  @doc false
+  @spec __schema__() :: DevstralElixir.Proto.Message.schema()
+  def __schema__, do: @schema
+end
+
+defmodule DevstralElixir.Proto.CollectionStats do
+  @moduledoc """
+  Protobuf message `devstral.worker.v1.CollectionStats`.
+  """
+
+  defstruct name: "",
+            points: 0,
+            dimensions: 0,
+            sources: 0
+
+  @type t :: %__MODULE__{
+          name: String.t(),
+          points: integer(),
+          dimensions: integer(),
+          sources: integer()
+        }
+
+  @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.CollectionStats", [
+            %{number: 1, name: :name, type: :string, kind: :scalar},
+            %{number: 2, name: :points, type: :int64, kind: :scalar},
+            %{number: 3, name: :dimensions, type: :int32, kind: :scalar},
+            %{number: 4, name: :sources, type: :int64, kind: :scalar}
+          ])
+
+  @doc "Encodes the message as protobuf bytes."
+  @spec encode(t()) :: binary()
+  def encode(%__MODULE__{} = msg), do: DevstralElixir.Proto.Message.encode(msg)
+
+  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."
+  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}
+  def decode(bytes), do: DevstralElixir.Proto.Message.decode(__MODULE__, bytes)
+
+  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."
+  @spec decode!(binary()) :: t()
+  def decode!(bytes), do: DevstralElixir.Proto.Message.decode!(__MODULE__, bytes)
+
+  @doc false
+  @spec __schema__() :: DevstralElixir.Proto.Message.schema()
+  def __schema__, do: @schema
+end
+
+defmodule DevstralElixir.Proto.MemoryStatsResponse do
+  @moduledoc """
+  Protobuf message `devstral.worker.v1.MemoryStatsResponse`.
+  """
+
+  defstruct collections: [],
+            location: "",
+            embed_model: ""
+
+  @type t :: %__MODULE__{
+          collections: [DevstralElixir.Proto.CollectionStats.t()],
+          # The embedded store's directory, or the server's URL.
+          location: String.t(),
+          embed_model: String.t()
+        }
+
+  @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.MemoryStatsResponse", [
+            %{
+              number: 1,
+              name: :collections,
+              type: {:message, DevstralElixir.Proto.CollectionStats},
+              kind: :repeated
+            },
+            %{number: 2, name: :location, type: :string, kind: :scalar},
+            %{number: 3, name: :embed_model, type: :string, kind: :scalar}
+          ])
+
+  @doc "Encodes the message as protobuf bytes."
+  @spec encode(t()) :: binary()
+  def encode(%__MODULE__{} = msg), do: DevstralElixir.Proto.Message.encode(msg)
+
+  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."
+  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}
+  def decode(bytes), do: DevstralElixir.Proto.Message.decode(__MODULE__, bytes)
+
+  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."
+  @spec decode!(binary()) :: t()
+  def decode!(bytes), do: DevstralElixir.Proto.Message.decode!(__MODULE__, bytes)
+
+  @doc false
+  @spec __schema__() :: DevstralElixir.Proto.Message.schema()
+  def __schema__, do: @schema
+end
+
+defmodule DevstralElixir.Proto.IngestRequest do
+  @moduledoc """
+  Protobuf message `devstral.worker.v1.IngestRequest`.
+  """
+
+  defstruct job_id: "",
+            paths: [],
+            collection: ""
+
+  @type t :: %__MODULE__{
+          job_id: String.t(),
+          # Files or directories: *.jsonl conversation logs (OpenAI messages, Claude
+          # Code sessions), *.md, *.ex and *.exs.
+          paths: [String.t()],
+          # Empty means "conversations".
+          collection: String.t()
+        }
+
+  @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.IngestRequest", [
+            %{number: 1, name: :job_id, type: :string, kind: :scalar},
+            %{number: 2, name: :paths, type: :string, kind: :repeated},
+            %{number: 3, name: :collection, type: :string, kind: :scalar}
+          ])
+
+  @doc "Encodes the message as protobuf bytes."
+  @spec encode(t()) :: binary()
+  def encode(%__MODULE__{} = msg), do: DevstralElixir.Proto.Message.encode(msg)
+
+  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."
+  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}
+  def decode(bytes), do: DevstralElixir.Proto.Message.decode(__MODULE__, bytes)
+
+  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."
+  @spec decode!(binary()) :: t()
+  def decode!(bytes), do: DevstralElixir.Proto.Message.decode!(__MODULE__, bytes)
+
+  @doc false
+  @spec __schema__() :: DevstralElixir.Proto.Message.schema()
+  def __schema__, do: @schema
+end
+
 defmodule DevstralElixir.Proto.JobEvent do
   @moduledoc """
   Protobuf message `devstral.worker.v1.JobEvent`.
@@ -1904,6 +2430,45 @@ defmodule DevstralElixir.Proto.Worker.Service do
       output: DevstralElixir.Proto.EmbedResponse,
       client_streaming: false,
       server_streaming: false
+    },
+    # RAG memory: the worker owns the vector store (embedded Qdrant under
+    # DATA_DIR/qdrant, or the server at QDRANT_URL) because it has the embedder.
+    %{
+      name: "UpsertDocuments",
+      input: DevstralElixir.Proto.UpsertDocumentsRequest,
+      output: DevstralElixir.Proto.UpsertDocumentsResponse,
+      client_streaming: false,
+      server_streaming: false
+    },
+    %{
+      name: "SearchMemory",
+      input: DevstralElixir.Proto.SearchMemoryRequest,
+      output: DevstralElixir.Proto.SearchMemoryResponse,
+      client_streaming: false,
+      server_streaming: false
+    },
+    %{
+      name: "DeleteDocuments",
+      input: DevstralElixir.Proto.DeleteDocumentsRequest,
+      output: DevstralElixir.Proto.DeleteDocumentsResponse,
+      client_streaming: false,
+      server_streaming: false
+    },
+    %{
+      name: "MemoryStats",
+      input: DevstralElixir.Proto.MemoryStatsRequest,
+      output: DevstralElixir.Proto.MemoryStatsResponse,
+      client_streaming: false,
+      server_streaming: false
+    },
+    # Reads conversation logs, Markdown and Elixir files, chunks them and
+    # upserts the chunks; progress and skipped lines come as JobEvents.
+    %{
+      name: "Ingest",
+      input: DevstralElixir.Proto.IngestRequest,
+      output: DevstralElixir.Proto.JobEvent,
+      client_streaming: false,
+      server_streaming: true
     },
     %{
       name: "BuildDataset",
