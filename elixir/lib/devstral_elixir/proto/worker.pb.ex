@@ -700,7 +700,8 @@ defmodule DevstralElixir.Proto.GenerateRequest do
   defstruct model: "",
             input: nil,
             params: nil,
-            request_id: ""
+            request_id: "",
+            retrieval: nil
 
   @type t :: %__MODULE__{
           # Empty means the loaded model.
@@ -712,7 +713,13 @@ defmodule DevstralElixir.Proto.GenerateRequest do
             | {:fim, DevstralElixir.Proto.FimPrompt.t()}
             | nil,
           params: DevstralElixir.Proto.SamplingParams.t() | nil,
-          request_id: String.t()
+          request_id: String.t(),
+          # Retrieval-augmented generation (the "+rag" model ids): when set, the
+          # worker searches its memory for the last user message (or the prompt),
+          # puts the hits with their sources into the prompt within a token budget
+          # that keeps prompt + max_tokens inside the context, and returns the hits
+          # used in the first response message's `sources`.
+          retrieval: DevstralElixir.Proto.Retrieval.t() | nil
         }
 
   @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.GenerateRequest", [
@@ -736,7 +743,58 @@ defmodule DevstralElixir.Proto.GenerateRequest do
               type: {:message, DevstralElixir.Proto.SamplingParams},
               kind: :optional
             },
-            %{number: 6, name: :request_id, type: :string, kind: :scalar}
+            %{number: 6, name: :request_id, type: :string, kind: :scalar},
+            %{
+              number: 7,
+              name: :retrieval,
+              type: {:message, DevstralElixir.Proto.Retrieval},
+              kind: :optional
+            }
+          ])
+
+  @doc "Encodes the message as protobuf bytes."
+  @spec encode(t()) :: binary()
+  def encode(%__MODULE__{} = msg), do: DevstralElixir.Proto.Message.encode(msg)
+
+  @doc "Decodes protobuf bytes; malformed input gives `{:error, reason}`."
+  @spec decode(binary()) :: {:ok, t()} | {:error, String.t()}
+  def decode(bytes), do: DevstralElixir.Proto.Message.decode(__MODULE__, bytes)
+
+  @doc "Like `decode/1`, but raises `ArgumentError` on malformed input."
+  @spec decode!(binary()) :: t()
+  def decode!(bytes), do: DevstralElixir.Proto.Message.decode!(__MODULE__, bytes)
+
+  @doc false
+  @spec __schema__() :: DevstralElixir.Proto.Message.schema()
+  def __schema__, do: @schema
+end
+
+defmodule DevstralElixir.Proto.Retrieval do
+  @moduledoc """
+  Protobuf message `devstral.worker.v1.Retrieval`.
+  """
+
+  defstruct collection: "",
+            top_k: 0,
+            min_score: nil,
+            mode: ""
+
+  @type t :: %__MODULE__{
+          # Empty means "conversations".
+          collection: String.t(),
+          # 0 means 5.
+          top_k: integer(),
+          # Unset means 0.3.
+          min_score: DevstralElixir.Proto.Wire.float_value() | nil,
+          # "dense" or "hybrid"; empty means the server default.
+          mode: String.t()
+        }
+
+  @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.Retrieval", [
+            %{number: 1, name: :collection, type: :string, kind: :scalar},
+            %{number: 2, name: :top_k, type: :int32, kind: :scalar},
+            %{number: 3, name: :min_score, type: :float, kind: :optional},
+            %{number: 4, name: :mode, type: :string, kind: :scalar}
           ])
 
   @doc "Encodes the message as protobuf bytes."
@@ -807,7 +865,8 @@ defmodule DevstralElixir.Proto.GenerateResponse do
             token_ids: [],
             finish_reason: :FINISH_REASON_UNSPECIFIED,
             usage: nil,
-            model: ""
+            model: "",
+            sources: []
 
   @type t :: %__MODULE__{
           # The new text since the previous message (may be empty while a multi-byte
@@ -817,7 +876,10 @@ defmodule DevstralElixir.Proto.GenerateResponse do
           # Set on the last message only.
           finish_reason: DevstralElixir.Proto.FinishReason.t(),
           usage: DevstralElixir.Proto.Usage.t() | nil,
-          model: String.t()
+          model: String.t(),
+          # With GenerateRequest.retrieval: the memory hits put into the prompt, on
+          # the first message only (an empty list when none scored high enough).
+          sources: [DevstralElixir.Proto.MemoryHit.t()]
         }
 
   @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.GenerateResponse", [
@@ -835,7 +897,13 @@ defmodule DevstralElixir.Proto.GenerateResponse do
               type: {:message, DevstralElixir.Proto.Usage},
               kind: :optional
             },
-            %{number: 5, name: :model, type: :string, kind: :scalar}
+            %{number: 5, name: :model, type: :string, kind: :scalar},
+            %{
+              number: 6,
+              name: :sources,
+              type: {:message, DevstralElixir.Proto.MemoryHit},
+              kind: :repeated
+            }
           ])
 
   @doc "Encodes the message as protobuf bytes."
