@@ -195,7 +195,7 @@ def train_tokenizer(texts: list[str], vocab_size: int):  # -> PreTrainedTokenize
     )
 
 
-def build_model(tokenizer, seed: int, context_length: int):  # -> Qwen2ForCausalLM
+def build_model(tokenizer, seed: int, context_length: int, tie_word_embeddings: bool = False):  # -> Qwen2ForCausalLM
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -208,7 +208,7 @@ def build_model(tokenizer, seed: int, context_length: int):  # -> Qwen2ForCausal
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=context_length,
-        tie_word_embeddings=False,
+        tie_word_embeddings=tie_word_embeddings,
         bos_token_id=eos_id,
         eos_token_id=eos_id,
         pad_token_id=eos_id,
