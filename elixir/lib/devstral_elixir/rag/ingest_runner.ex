@@ -10,8 +10,9 @@ defmodule DevstralElixir.Rag.IngestRunner do
 
   The result is `{"metrics": {...}, "message": TEXT, "skipped": [TEXT, ...]}`:
   the worker's counts from its `COMPLETED` event, and the first
-  200 skipped-line notes (`LOG` events of phase `skip`, each naming the
-  file and line), so a client that polled past some of them still sees them.
+  200 skipped-line notes (the `LOG` events `skipped FILE:LINE: reason`;
+  the worker logs the first 20 of a file, the count in the metrics is
+  complete), so a client that polled past some of them still sees them.
   Ingesting is idempotent (point ids are content hashes), so a retried job
   adds nothing twice.
   """
@@ -84,7 +85,7 @@ defmodule DevstralElixir.Rag.IngestRunner do
 
   @doc "True for the event that reports a skipped (malformed) input line."
   @spec skipped?(map()) :: boolean()
-  def skipped?(%{kind: "LOG", phase: "skip", message: message}), do: message != ""
+  def skipped?(%{kind: "LOG", message: "skipped " <> _}), do: true
   def skipped?(_event), do: false
 
   defp paths([_ | _] = paths) do

@@ -79,8 +79,7 @@ defmodule Mix.Tasks.Rag.Ingest do
         :ok
 
       skipped ->
-        Mix.shell().info("skipped lines:")
-        Enum.each(skipped, &Mix.shell().info("  " <> &1))
+        Enum.each(skipped, &Mix.shell().info/1)
     end
   end
 end
