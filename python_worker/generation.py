@@ -14,6 +14,7 @@ from dataclasses import replace
 from python_worker.errors import invalid_argument, out_of_range
 from python_worker.models import ModelManager
 from python_worker.proto import worker_pb2 as pb
+from python_worker.rag.store import MemoryStore
 from python_worker.serving.base import (
     ChatPrompt,
     FimPrompt,
@@ -65,7 +66,11 @@ def prompt_of(request: pb.GenerateRequest) -> Prompt:
 
 
 async def generate(
-    models: ModelManager, request: pb.GenerateRequest, arrival_ns: int | None = None
+    models: ModelManager,
+    request: pb.GenerateRequest,
+    arrival_ns: int | None = None,
+    *,
+    memory: MemoryStore | None = None,
 ) -> AsyncIterator[pb.GenerateResponse]:
     """Stream the responses of one request; the last carries finish_reason and usage."""
     arrival_ns = arrival_ns if arrival_ns is not None else time.monotonic_ns()
