@@ -3,7 +3,8 @@ defmodule DevstralElixir.Rag.Remember do
   Automatic memory: a chat completion that finished normally (not cancelled,
   not failed) is stored in the `conversations` collection as one document,
   the last user message and the assistant's answer, with source
-  `conversation:<response id>` and kind `conversation`.
+  `conversation:<response id>` and kind `conversation`, in the same
+  `User: ...\n\nAssistant: ...` form as an ingested log's exchanges.
 
   Storing runs in its own task under `DevstralElixir.TaskSupervisor`, after
   the answer has gone out: it never delays or fails a response, and a failure
@@ -31,7 +32,7 @@ defmodule DevstralElixir.Rag.Remember do
       nil
     else
       %MemoryDocument{
-        text: "user: #{String.trim(question)}\n\nassistant: #{String.trim(answer)}",
+        text: "User: #{String.trim(question)}\n\nAssistant: #{String.trim(answer)}",
         source: "conversation:" <> response_id,
         kind: "conversation"
       }

@@ -17,7 +17,7 @@ defmodule DevstralElixir.Rag.RememberTest do
       ])
 
     assert Remember.document("chatcmpl-abc", chat, "The reply.\n") == %MemoryDocument{
-             text: "user: What does GenServer.call return?\n\nassistant: The reply.",
+             text: "User: What does GenServer.call return?\n\nAssistant: The reply.",
              source: "conversation:chatcmpl-abc",
              kind: "conversation"
            }
