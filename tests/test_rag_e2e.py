@@ -198,6 +198,30 @@ def test_a_finished_chat_is_remembered(rag_host: HostProcess) -> None:
     assert hits[0]["source"] == source and hits[0]["text"].startswith(f"User: {question}\n\nAssistant:")
 
 
+def test_documents_api_upserts_and_deletes_with_the_admin_token(rag_host: HostProcess) -> None:
+    token = (rag_host.data_dir / "admin_token").read_text().strip()
+    url = f"{rag_host.url}/api/rag/documents"
+    doc = {"text": "Mnesia tables of type disc_copies live in RAM and on disk.", "source": "notes.md#mnesia"}
+    body = {"collection": "docs", "documents": [doc]}
+    status, error = post_json(url, body)
+    assert status == 401, error
+    status, added = post_json(url, body, token=token)
+    assert (status, added) == (200, {"added": 1, "existing": 0})
+    status, error = post_json(url, {"collection": "docs", "documents": [{"text": "t"}]}, token=token)
+    assert status == 400 and "documents[0]: source is required" in error["error"]["message"]
+
+    query = {"query": "where do disc_copies tables live", "collection": "docs"}
+    assert [hit["source"] for hit in search(rag_host, query)] == ["notes.md#mnesia"]
+    request = urllib.request.Request(
+        f"{url}?collection=docs&source=notes.md%23mnesia",
+        method="DELETE",
+        headers={"authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert json.loads(response.read()) == {"deleted": 1}
+    assert search(rag_host, query) == []
+
+
 def test_the_store_outlives_the_host(rag_host: HostProcess) -> None:
     before = points(rag_host)
     rag_host.stop()

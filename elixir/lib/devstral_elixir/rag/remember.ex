@@ -49,13 +49,19 @@ defmodule DevstralElixir.Rag.Remember do
         :ok
 
       document ->
-        {:ok, _pid} =
-          Task.Supervisor.start_child(DevstralElixir.TaskSupervisor, fn ->
-            store(worker, document)
-          end)
+        case Task.Supervisor.start_child(DevstralElixir.TaskSupervisor, fn ->
+               store(worker, document)
+             end) do
+          {:ok, _pid} -> :ok
+          other -> Logger.warning("automatic memory: not stored: #{inspect(other)}")
+        end
 
         :ok
     end
+  catch
+    # No task supervisor (the application is stopping): the answer went out anyway.
+    :exit, reason ->
+      Logger.warning("automatic memory: not stored: #{Exception.format_exit(reason)}")
   end
 
   defp store(worker, %MemoryDocument{} = document) do
