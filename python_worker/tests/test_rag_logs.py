@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -50,7 +51,13 @@ def test_claude_code_sessions_keep_text_and_drop_tool_and_thinking_noise(tmp_pat
             {"type": "summary", "summary": "Fixing tests", "leafUuid": "x"},
             claude("user", "Why does my test fail?"),
             claude("assistant", [{"type": "thinking", "thinking": "secret musing"}]),
-            claude("assistant", [{"type": "text", "text": "Let me run it."}, {"type": "tool_use", "id": "t1", "name": "Bash", "input": {}}]),
+            claude(
+                "assistant",
+                [
+                    {"type": "text", "text": "Let me run it."},
+                    {"type": "tool_use", "id": "t1", "name": "Bash", "input": {}},
+                ],
+            ),
             claude("user", [{"type": "tool_result", "tool_use_id": "t1", "content": "1 failure"}]),
             claude("assistant", [{"type": "text", "text": "The assertion compares a charlist."}]),
             claude("user", "<command-name>/clear</command-name>"),
@@ -80,7 +87,11 @@ def test_message_per_line_logs_drop_tool_messages(tmp_path: Path) -> None:
         ],
     )
     (exchange,) = logs.parse_log(log).exchanges
-    assert (exchange.user, exchange.assistant, exchange.source) == ("List the files", "There are two: a.ex and b.ex.", f"{log}:1")
+    assert (exchange.user, exchange.assistant, exchange.source) == (
+        "List the files",
+        "There are two: a.ex and b.ex.",
+        f"{log}:1",
+    )
 
 
 def test_malformed_lines_are_skipped_and_counted_with_their_line_numbers(tmp_path: Path) -> None:
@@ -126,7 +137,7 @@ def test_a_long_section_is_cut_into_overlapping_windows(tmp_path: Path) -> None:
     doc.write_text("# Long\n" + "".join(f"Line {i} says something about processes.\n" for i in range(200)))
     chunks = chunking.chunk_file(doc)
     assert len(chunks) > 3 and all(len(c.text) <= chunking.MAX_CHARS + 100 for c in chunks)
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         assert before.text.splitlines()[-1] in after.text  # they overlap
 
 
@@ -164,6 +175,6 @@ def test_elixir_is_cut_at_top_level_definitions_with_their_docs(tmp_path: Path) 
     assert "@moduledoc" in preamble and "alias Shop.Item" in preamble and "def add" not in preamble
     assert add.count("def add") == 1 and "@spec add" in add and "def not_a_definition" in add
     # Both clauses of total/1 stay together, with their @doc; each chunk repeats the end of the previous one.
-    assert "@doc \"Totals the cart.\"" in total and "def total([])" in total and "def total([item" in total
+    assert '@doc "Totals the cart."' in total and "def total([])" in total and "def total([item" in total
     assert "def add(cart, item)" in total
     assert "defp helper" in helper and all(c.kind == "code" for c in chunks)

@@ -25,7 +25,11 @@ FACT = Document(
     "conversation",
 )
 OTHERS = [
-    Document("GenServer.call/3 sends a synchronous request to a server and waits for its reply.", "a.md#genserver", "markdown"),
+    Document(
+        "GenServer.call/3 sends a synchronous request to a server and waits for its reply.",
+        "a.md#genserver",
+        "markdown",
+    ),
     Document("Enum.map/2 returns a list with the result of invoking fun on each element.", "enum.ex:10", "code"),
     Document("Supervisors restart their children according to the chosen strategy.", "b.md#supervisors", "markdown"),
 ]
@@ -46,7 +50,9 @@ def store(tmp_path: Path, embedders: Embedders) -> Iterator[MemoryStore]:
 
 
 @pytest.mark.parametrize("mode", ["dense", "hybrid"])
-def test_a_paraphrased_question_finds_the_fact_first_and_an_unrelated_one_nothing(store: MemoryStore, mode: str) -> None:
+def test_a_paraphrased_question_finds_the_fact_first_and_an_unrelated_one_nothing(
+    store: MemoryStore, mode: str
+) -> None:
     assert store.upsert("", [*OTHERS, FACT]).added == 4
     hits = store.search("", PARAPHRASE, mode=mode)
     assert hits and hits[0].source == FACT.source and hits[0].text == FACT.text
@@ -105,7 +111,11 @@ def test_filters_and_stats(store: MemoryStore) -> None:
     hits = store.search("", "GenServer supervisors", min_score=-1, top_k=10, filters=[("kind", "markdown")])
     assert {h.source for h in hits} == {"a.md#genserver", "b.md#supervisors"}
     stats = {s.name: s for s in store.stats()}
-    assert (stats["conversations"].points, stats["conversations"].dimensions, stats["conversations"].sources) == (4, 384, 4)
+    assert (stats["conversations"].points, stats["conversations"].dimensions, stats["conversations"].sources) == (
+        4,
+        384,
+        4,
+    )
     assert (stats["docs"].points, stats["docs"].dimensions) == (0, 0)
 
 
@@ -144,7 +154,12 @@ def test_a_second_process_is_refused_the_embedded_store_with_a_reason(store: Mem
         "    print(e.code.name, e.message)\n"
     )
     other = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "qdrant")], capture_output=True, text=True, cwd=REPO, timeout=60
+        [sys.executable, "-c", script, str(tmp_path / "qdrant")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
     )
     assert other.stdout.startswith("FAILED_PRECONDITION"), other.stdout + other.stderr
     assert "is open in another process" in other.stdout and "QDRANT_URL" in other.stdout
