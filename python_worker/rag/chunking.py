@@ -92,7 +92,7 @@ def chunk_markdown(text: str, path: str) -> list[Chunk]:
         prefix = " > ".join(heading)
         for number, window in enumerate(_windows(body)):
             # The heading path first: a chunk deep in a section still says what it is about.
-            lead = [prefix] if prefix and window[0].strip("# ") != heading[-1] else []
+            lead = [prefix] if len(heading) > 1 or (heading and number > 0) else []
             # The windows of one section already overlap; the first repeats the previous section's end.
             overlap = previous if number == 0 else []
             chunks.append(Chunk("\n".join(lead + overlap + window).strip(), anchor, "markdown"))
