@@ -1,7 +1,8 @@
 defmodule DevstralElixir.Jobs.CLI do
   @moduledoc """
   The one command-line client of the job queue, shared by every long Mix
-  task (`scrape.*`, `curriculum.build`, `curriculum.run`, `train`): strict
+  task (`scrape.*`, `curriculum.build`, `curriculum.run`, `train`,
+  `rag.ingest`): strict
   flag parsing with errors that name the flag, then `run_job!/4`, which
   enqueues the task's job and follows it with live progress.
 
