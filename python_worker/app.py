@@ -19,6 +19,8 @@ from python_worker import serving
 from python_worker.config import Config
 from python_worker.jobs import JobRegistry
 from python_worker.models import BackendFactory, ModelManager, Status
+from python_worker.rag import memory, store
+from python_worker.rag.embedder import Embedders
 from python_worker.servicer import WorkerServicer
 from python_worker.serving.adapters import Adapters
 from python_worker.serving.base import LoadOptions
@@ -40,8 +42,17 @@ class Worker:
         default = LoadOptions(config.model, config.device, config.dtype) if config.model else None
         self.models = ModelManager(default, config.backend, factory=factory, on_status=self._on_status)
         self.adapters = Adapters(config.data_dir / "adapters", self.models.current_with_adapters)
+        embedders = Embedders(config.device)
+        # Opened on the first memory call, closed in close(): the embedded store admits one process.
+        self.memory = store.from_config(config, memory.default_vectoriser(embedders))
         self.servicer = WorkerServicer(
-            self.models, self.jobs, device=config.device, dtype=config.dtype, adapters=self.adapters
+            self.models,
+            self.jobs,
+            device=config.device,
+            dtype=config.dtype,
+            adapters=self.adapters,
+            memory=self.memory,
+            embedders=embedders,
         )
         self.grpc: GrpcServer | None = None
         self._loading: asyncio.Task[None] | None = None
@@ -73,6 +84,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loading
         await self.models.close()
+        self.memory.close()
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -14,6 +14,8 @@
 | LOG_LEVEL       | INFO                          | DEBUG, INFO, WARNING or ERROR                     |
 | MAX_BATCH_SIZE  | 32                            | requests decoded together in one batch (transformers) |
 | MAX_WAITING_REQUESTS | 64                       | requests queued for a batch slot; more get RESOURCE_EXHAUSTED (HTTP 429) |
+| QDRANT_URL      | (unset)                       | a Qdrant server for the memory store; unset = embedded under DATA_DIR/qdrant |
+| QDRANT_API_KEY  | (unset)                       | API key sent to the QDRANT_URL server             |
 
 An invalid value raises ConfigError naming the variable; the CLI exits with 2.
 """
@@ -55,6 +57,8 @@ class Config:
     log_level: str
     max_batch_size: int = 32
     max_waiting_requests: int = 64
+    qdrant_url: str = ""
+    qdrant_api_key: str = ""
 
     @property
     def loopback(self) -> bool:
@@ -91,6 +95,13 @@ def _int(name: str, raw: str, low: int, high: int | None, what: str) -> int:
 def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
     if raw not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _url(name: str, raw: str) -> str:
+    raw = raw.strip()
+    if raw and not re.match(r"^https?://[^\s/]+", raw):
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {raw!r}")
     return raw
 
 
@@ -143,4 +154,6 @@ def load(env: Mapping[str, str], overrides: Mapping[str, str | None] | None = No
         log_level=_choice("LOG_LEVEL", merged.get("LOG_LEVEL", "INFO").upper(), LOG_LEVELS),
         max_batch_size=max_batch_size,
         max_waiting_requests=max_waiting_requests,
+        qdrant_url=_url("QDRANT_URL", merged.get("QDRANT_URL", "")),
+        qdrant_api_key=merged.get("QDRANT_API_KEY", "").strip(),
     )

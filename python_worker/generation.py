@@ -14,6 +14,9 @@ from dataclasses import replace
 from python_worker.errors import invalid_argument, out_of_range
 from python_worker.models import ModelManager
 from python_worker.proto import worker_pb2 as pb
+from python_worker.rag import augment
+from python_worker.rag.memory import hit_proto
+from python_worker.rag.store import MemoryStore
 from python_worker.serving.base import (
     ChatPrompt,
     FimPrompt,
@@ -22,6 +25,7 @@ from python_worker.serving.base import (
     SamplingOptions,
     TextPrompt,
 )
+from python_worker.threads import run_in_thread
 
 DEFAULT_MAX_TOKENS = 256
 
@@ -65,15 +69,26 @@ def prompt_of(request: pb.GenerateRequest) -> Prompt:
 
 
 async def generate(
-    models: ModelManager, request: pb.GenerateRequest, arrival_ns: int | None = None
+    models: ModelManager,
+    request: pb.GenerateRequest,
+    arrival_ns: int | None = None,
+    *,
+    memory: MemoryStore | None = None,
 ) -> AsyncIterator[pb.GenerateResponse]:
     """Stream the responses of one request; the last carries finish_reason and usage."""
     arrival_ns = arrival_ns if arrival_ns is not None else time.monotonic_ns()
     options = sampling_options(request.params)
     prompt = prompt_of(request)
+    rag = request.HasField("retrieval")
+    # Searching embeds the query: off the loop, and before a backend is held.
+    hits = await run_in_thread(augment.retrieve, memory, request.retrieval, prompt) if rag else []
     async with models.use(request.model) as backend:
         info = backend.info
-        prompt_ids = backend.encode(prompt)
+        if rag:
+            reserve = min(options.max_tokens or DEFAULT_MAX_TOKENS, info.context_length - 1)
+            prompt_ids, hits = augment.fit(backend.encode, prompt, hits, reserve, info.context_length)
+        else:
+            prompt_ids = backend.encode(prompt)
         n_prompt = len(prompt_ids)
         if n_prompt == 0:
             raise invalid_argument("the prompt encodes to no tokens")
@@ -91,6 +106,10 @@ async def generate(
                     first_token_ns = time.monotonic_ns()
                 completion += len(delta.token_ids)
                 response = pb.GenerateResponse(text=delta.text, token_ids=delta.token_ids, model=info.id)
+                if rag:
+                    # The hits used go out once, on the first message (an empty list when none).
+                    response.sources.extend(hit_proto(h) for h in hits)
+                    rag = False
                 if delta.finish_reason is not None:
                     response.finish_reason = _FINISH[delta.finish_reason]
                     response.usage.CopyFrom(

@@ -26,8 +26,10 @@ from python_worker.jobs import JobRegistry
 from python_worker.models import ModelManager, Status
 from python_worker.proto import worker_pb2 as pb
 from python_worker.proto import worker_pb2_grpc
+from python_worker.rag import memory
 from python_worker.rag.embedder import Embedders
 from python_worker.rag.embedder import embed as embed_texts
+from python_worker.rag.store import MemoryStore
 from python_worker.serving.adapters import AdapterRecord, Adapters, AdapterState, SmokeResult
 from python_worker.serving.base import LoadOptions, ModelInfo
 from python_worker.threads import iterate_in_thread, run_in_thread
@@ -134,6 +136,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         device: str = "auto",
         dtype: str = "auto",
         adapters: Adapters | None = None,
+        memory: MemoryStore | None = None,
+        embedders: Embedders | None = None,
     ) -> None:
         self.models = models
         self.adapters = adapters
@@ -142,7 +146,9 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         self.dtype = dtype
         self.started = time.monotonic()
         self.backends = serving.available()
-        self.embedders = Embedders(device)  # loads nothing until the first Embed
+        # Loads nothing until the first Embed; shared with the memory store's vectoriser.
+        self.embedders = embedders or Embedders(device)
+        self.memory = memory  # opens nothing until the first memory call
 
     # -- health and models ------------------------------------------------------
 
@@ -184,7 +190,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     @streaming
     async def Generate(self, request: pb.GenerateRequest, context: Any) -> AsyncIterator[pb.GenerateResponse]:
         arrival_ns = time.monotonic_ns()
-        async with aclosing(generation.generate(self.models, request, arrival_ns)) as responses:
+        async with aclosing(generation.generate(self.models, request, arrival_ns, memory=self.memory)) as responses:
             async for response in responses:
                 yield response
 
@@ -194,6 +200,39 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     async def Embed(self, request: pb.EmbedRequest, context: Any) -> pb.EmbedResponse:
         # The first call loads the checkpoint (seconds); all of it stays off the loop.
         return await run_in_thread(embed_texts, self.embedders, request)
+
+    # -- memory (rag/store.py, rag/memory.py, rag/ingest.py) ---------------------
+
+    def _memory(self) -> MemoryStore:
+        if self.memory is None:
+            raise unimplemented("this worker was started without a memory store (no DATA_DIR)")
+        return self.memory
+
+    @unary
+    async def UpsertDocuments(self, request: pb.UpsertDocumentsRequest, context: Any) -> pb.UpsertDocumentsResponse:
+        return await run_in_thread(memory.upsert_documents, self._memory(), request)
+
+    @unary
+    async def SearchMemory(self, request: pb.SearchMemoryRequest, context: Any) -> pb.SearchMemoryResponse:
+        return await run_in_thread(memory.search_memory, self._memory(), request)
+
+    @unary
+    async def DeleteDocuments(self, request: pb.DeleteDocumentsRequest, context: Any) -> pb.DeleteDocumentsResponse:
+        return await run_in_thread(memory.delete_documents, self._memory(), request)
+
+    @unary
+    async def MemoryStats(self, request: pb.MemoryStatsRequest, context: Any) -> pb.MemoryStatsResponse:
+        return await run_in_thread(memory.memory_stats, self._memory())
+
+    @streaming
+    async def Ingest(self, request: pb.IngestRequest, context: Any) -> AsyncIterator[pb.JobEvent]:
+        from python_worker.rag.ingest import ingest_events
+
+        store = self._memory()
+        async for event in self._job(
+            request.job_id, "ingest", lambda req, cancel: ingest_events(store, req, cancel), request
+        ):
+            yield event
 
     # -- jobs -------------------------------------------------------------------
 

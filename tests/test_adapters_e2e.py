@@ -99,7 +99,8 @@ def test_activation_mid_stream_model_ids_and_rollback(host: HostProcess) -> None
     assert complete(host, "tiny-elixir:run1/stage2")[0] == after
     assert complete(host, "tiny-elixir:run1/stage1")[0] == first_short
     ids = [m.id for m in client(host).models.list().data]
-    assert ids == ["tiny-elixir", "tiny-elixir:run1/stage1", "tiny-elixir:run1/stage2"]
+    served = ["tiny-elixir", "tiny-elixir:run1/stage1", "tiny-elixir:run1/stage2"]
+    assert ids == served + [f"{id}+rag" for id in served]
     status, error = post_json(
         f"{host.url}/v1/completions", {"model": "tiny-elixir:run1/stage9", "prompt": "x", "max_tokens": 2}
     )

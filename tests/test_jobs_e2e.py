@@ -8,7 +8,6 @@ jobs there, not in their own BEAM.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -57,11 +56,7 @@ def test_jobs_api_needs_the_admin_token_and_runs_a_build(host: HostProcess, tmp_
 
 def mix(host: HostProcess, *argv: str) -> subprocess.CompletedProcess[str]:
     """Runs a Mix task pointed at the host (its HTTP port and its data directory's admin token)."""
-    env = {**os.environ, "HTTP_PORT": str(host.port), "DATA_DIR": str(host.data_dir)}
-    env.pop("ADMIN_TOKEN", None)
-    return subprocess.run(
-        ["mix", *argv], cwd=ROOT / "elixir", env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    return host.mix(*argv)
 
 
 def host_jobs(host: HostProcess, job_type: str) -> list[dict[str, Any]]:

@@ -60,7 +60,7 @@ def test_health_and_models(host: HostProcess) -> None:
 
     # The served name (SERVED_MODEL_NAME, by default the directory's name), not the path.
     models = client(host).models.list()
-    assert [m.id for m in models.data] == ["tiny-elixir"]
+    assert [m.id for m in models.data] == ["tiny-elixir", "tiny-elixir+rag"]
     assert client(host).models.retrieve("tiny-elixir").id == "tiny-elixir"
 
 

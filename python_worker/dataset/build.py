@@ -43,6 +43,7 @@ import numpy as np
 from python_worker.config import REPO_ROOT
 from python_worker.dataset import (
     books,
+    conversations,
     decontam,
     dedup,
     file_tasks,
@@ -100,6 +101,7 @@ class Plan:
     tokenizer: str
     replay_dir: Path | None
     job_id: str
+    conversation_logs: list[Path] = field(default_factory=list)
 
 
 def prepare(request: BuildRequest) -> Plan:
@@ -137,6 +139,7 @@ def prepare(request: BuildRequest) -> Plan:
         tokenizer=tokens.resolve(config.tokenizer),
         replay_dir=replay_dir,
         job_id=request.job_id,
+        conversation_logs=conversations.log_files(config.stage2.conversation_logs),
     )
 
 
@@ -187,6 +190,7 @@ class _Stats:
     # Token counts of each stage's train rows in write order (for a split by row).
     train_tokens: dict[int, list[int]] = field(default_factory=lambda: {s: [] for s in output.STAGES})
     stage_modes: dict[int, str] = field(default_factory=dict)
+    conversations: dict[str, Any] | None = None
 
     def drop(self, reason: str, size: int) -> None:
         self.drops[reason] += 1
@@ -300,6 +304,7 @@ def run(plan: Plan, progress: Emit, cancel: threading.Event) -> BuildResult:
             kept = _scan(pool, sources, plan, stats, rep)
             splits = _split(sources, kept, plan.seed, cfg)
             _build_rows(pool, sources, kept, splits, plan, stats, staging, rep)
+            _conversation_rows(plan, index, stats, staging, rep)
             _hold_out_rows(splits, plan, stats, staging, rep)
             _replay(pool, plan, stats, staging, rep)
         rep.phase("report", "writing manifest.json and REPORT.md")
@@ -526,6 +531,34 @@ def _build_rows(
         )
 
 
+def _conversation_rows(
+    plan: Plan, index: dict[str, Any] | None, stats: _Stats, staging: output.StagingDir, rep: _Reporter
+) -> None:
+    """Stage 2 chat rows from conversation logs (conversations.py), scrubbed, decontaminated and deduplicated."""
+    cfg = plan.config
+    if not plan.conversation_logs or not cfg.stage2.enabled:
+        return
+    rep.phase("conversations", f"reading {len(plan.conversation_logs)} conversation logs")
+    found, summary = conversations.rows(
+        plan.conversation_logs,
+        cfg,
+        plan.seed,
+        decontam.DecontamIndex(**index) if index else None,
+        stats.secrets,
+        stats.contamination,
+        stats.contaminated,
+    )
+    counts = tokens.TokenCounter(plan.tokenizer).count([r.text for r in found])
+    for row, n in zip(found, counts, strict=True):
+        _account(stats, staging, 2, row.where, dumps(row.line), n, conversations.SOURCE)
+        if row.where == "train":
+            stats.train_tokens[2].append(n)
+    stats.kinds["stage2.conversation"] += len(found)
+    stats.conversations = summary.as_dict()
+    for line in summary.skipped:
+        rep.log("conversations", f"skipped {line}")
+
+
 def _hold_out_rows(
     splits: split.Split,
     plan: Plan,
@@ -739,6 +772,8 @@ def _finish(
         "licenses": {s.label: s.license for s in sorted(sources, key=lambda s: s.label)},
         "errors": {"count": stats.error_count, "first": stats.errors},
     }
+    if stats.conversations is not None:
+        manifest["conversations"] = stats.conversations
     (staging_path / "REPORT.md").write_text(report.markdown(manifest, charts), encoding="utf-8")
     manifest["files_sha256"] = {
         p.relative_to(staging_path).as_posix(): output.sha256_file(p)

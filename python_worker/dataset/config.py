@@ -224,6 +224,12 @@ class Stage2Config:
         "You are an expert Elixir developer. Write idiomatic, correct Elixir.",
         "System message of mined chat rows.",
     )
+    conversation_logs: list[str] = setting(
+        [],
+        "Conversation logs (*.jsonl files, or directories searched for them: OpenAI chat, Claude Code "
+        "sessions, one message per line); each user -> assistant exchange whose answer holds Elixir "
+        "code becomes a chat row of kind conversation.",
+    )
 
 
 @dataclass

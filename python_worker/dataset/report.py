@@ -153,6 +153,8 @@ def markdown(manifest: dict[str, Any], charts: list[str]) -> str:
     lines += _table(["stage", "split", "rows", "tokens", "replay rows", "replay tokens"], rows)
     lines += ["", "Row kinds:", ""]
     lines += _table(["kind", "rows"], [[k, f"{v:,}"] for k, v in m["row_kinds"].items()])
+    if "conversations" in m:
+        lines += _conversation_lines(m["conversations"])
     lines += ["", "## Dropped files", ""]
     lines += _table(
         ["reason", "files", "MB"],
@@ -208,3 +210,20 @@ def markdown(manifest: dict[str, Any], charts: list[str]) -> str:
     lines += ["", "## Charts", ""]
     lines += [f"![{Path(c).stem}]({c})" for c in charts]
     return "\n".join(lines) + "\n"
+
+
+def _conversation_lines(summary: dict[str, Any]) -> list[str]:
+    """The conversation logs' section (dataset/conversations.py)."""
+    lines = ["", "## Conversation logs", ""]
+    lines.append(
+        f"{summary['files']} log files, {summary['exchanges']} user → assistant exchanges, "
+        f"{summary['rows']} kept as stage 2 rows (kind `conversation`); "
+        f"{summary['skipped_lines']} malformed lines skipped."
+    )
+    if summary["drops"]:
+        lines += ["", "| reason | exchanges |", "| --- | --- |"]
+        lines += [f"| {reason} | {count} |" for reason, count in summary["drops"].items()]
+    if summary["skipped_first"]:
+        lines += ["", "First skipped lines:", ""]
+        lines += [f"- `{s}`" for s in summary["skipped_first"]]
+    return lines

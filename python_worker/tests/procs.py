@@ -149,4 +149,6 @@ _WORKER_VARS = {
     "MAX_FRAME_BYTES",
     "DATA_DIR",
     "LOG_LEVEL",
+    "QDRANT_URL",
+    "QDRANT_API_KEY",
 }

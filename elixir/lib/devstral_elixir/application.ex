@@ -39,6 +39,7 @@ defmodule DevstralElixir.Application do
          api_token: config.api_token,
          model: config.model,
          served_model_name: config.served_model_name,
+         rag: config.rag,
          log_dir: Path.join(config.data_dir, "logs")}
       ]
   end
@@ -81,7 +82,8 @@ defmodule DevstralElixir.Application do
       scrape: DevstralElixir.Scrape.Runner,
       build_dataset: DevstralElixir.Dataset.BuildRunner,
       curriculum: DevstralElixir.Curriculum.Runner,
-      train_stage: DevstralElixir.Curriculum.StageRunner
+      train_stage: DevstralElixir.Curriculum.StageRunner,
+      rag_ingest: DevstralElixir.Rag.IngestRunner
     }
   end
 

@@ -13,6 +13,10 @@ defmodule DevstralElixir.Config do
   | `API_TOKEN` | unset | bearer token for `/v1/*`; required when `HTTP_HOST` is not loopback |
   | `WORKER_PYTHON` | `<repo>/.venv/bin/python` | the Python interpreter that runs the worker |
   | `SERVED_MODEL_NAME` | `MODEL`'s directory name (`tiny-elixir`), or the hub id | the model id `/v1/models` lists; requests may name the model by it or by `MODEL` |
+  | `RAG_REMEMBER` | `true` | whether finished chat completions are stored in the `conversations` memory |
+  | `RAG_TOP_K` | `5` | memory hits a `+rag` model puts into the prompt (1..100) |
+  | `RAG_MIN_SCORE` | `0.3` | the least cosine score of a hit a `+rag` model uses (-1..1) |
+  | `RAG_COLLECTION` | `conversations` | the memory collection `+rag` models search |
 
   An invalid value raises `DevstralElixir.Config.Error` naming the variable, so
   the host fails at start instead of misbehaving later.
@@ -34,7 +38,8 @@ defmodule DevstralElixir.Config do
     :api_token,
     :python,
     :served_model_name,
-    worker_grpc: true
+    worker_grpc: true,
+    rag: %{remember: true, top_k: 5, min_score: 0.3, collection: "conversations"}
   ]
 
   @type t :: %__MODULE__{
@@ -47,7 +52,16 @@ defmodule DevstralElixir.Config do
           api_token: String.t() | nil,
           python: Path.t(),
           served_model_name: String.t(),
-          worker_grpc: boolean()
+          worker_grpc: boolean(),
+          rag: rag()
+        }
+
+  @typedoc "The RAG memory settings (`RAG_*`): automatic memory and what `+rag` models retrieve."
+  @type rag :: %{
+          remember: boolean(),
+          top_k: pos_integer(),
+          min_score: float(),
+          collection: String.t()
         }
 
   # The repository root: this file lives in <root>/elixir/lib/devstral_elixir/.
@@ -90,7 +104,13 @@ defmodule DevstralElixir.Config do
       grpc_port: port(env, "GRPC_PORT", 50051),
       worker_grpc: boolean(env, "WORKER_GRPC", true),
       api_token: api_token,
-      python: non_empty(env, "WORKER_PYTHON") || Path.join(root, ".venv/bin/python")
+      python: non_empty(env, "WORKER_PYTHON") || Path.join(root, ".venv/bin/python"),
+      rag: %{
+        remember: boolean(env, "RAG_REMEMBER", true),
+        top_k: integer(env, "RAG_TOP_K", 5, 1..100),
+        min_score: float(env, "RAG_MIN_SCORE", 0.3, -1.0, 1.0),
+        collection: collection(env, "RAG_COLLECTION", "conversations")
+      }
     }
   end
 
@@ -148,6 +168,52 @@ defmodule DevstralElixir.Config do
           _ -> raise Error, "#{name} must be an integer from 0 to 65535, got #{inspect(value)}"
         end
     end
+  end
+
+  defp integer(env, name, default, range) do
+    case non_empty(env, name) do
+      nil ->
+        default
+
+      value ->
+        case Integer.parse(value) do
+          {n, ""} when n >= range.first and n <= range.last ->
+            n
+
+          _ ->
+            raise Error,
+                  "#{name} must be an integer from #{range.first} to #{range.last}, got #{inspect(value)}"
+        end
+    end
+  end
+
+  defp float(env, name, default, min, max) do
+    case non_empty(env, name) do
+      nil ->
+        default
+
+      value ->
+        case Float.parse(value) do
+          {x, ""} when x >= min and x <= max ->
+            x
+
+          _ ->
+            raise Error, "#{name} must be a number from #{min} to #{max}, got #{inspect(value)}"
+        end
+    end
+  end
+
+  # Collection names are checked as the RAG API checks them.
+  defp collection(env, name, default) do
+    value = non_empty(env, name) || default
+
+    if DevstralElixir.Rag.Memory.collection_name?(value),
+      do: value,
+      else:
+        raise(
+          Error,
+          "#{name} must be a collection name (letters, digits, _ and -), got #{inspect(value)}"
+        )
   end
 
   defp ip(env, name, default) do

@@ -49,4 +49,36 @@ defmodule DevstralElixir.ConfigTest do
     assert Config.load(%{"SERVED_MODEL_NAME" => " "}).served_model_name == "tiny-elixir"
     assert Config.default_served_name("/models/coder/") == "coder"
   end
+
+  test "RAG settings: defaults, values and errors that name the variable" do
+    assert Config.load(%{}).rag == %{
+             remember: true,
+             top_k: 5,
+             min_score: 0.3,
+             collection: "conversations"
+           }
+
+    rag =
+      Config.load(%{
+        "RAG_REMEMBER" => "false",
+        "RAG_TOP_K" => "8",
+        "RAG_MIN_SCORE" => "0",
+        "RAG_COLLECTION" => "docs"
+      }).rag
+
+    assert rag == %{remember: false, top_k: 8, min_score: 0.0, collection: "docs"}
+
+    for {name, value} <- [
+          {"RAG_REMEMBER", "sometimes"},
+          {"RAG_TOP_K", "0"},
+          {"RAG_TOP_K", "five"},
+          {"RAG_MIN_SCORE", "1.5"},
+          {"RAG_MIN_SCORE", "high"},
+          {"RAG_COLLECTION", "a/b"}
+        ] do
+      error = assert_raise Config.Error, fn -> Config.load(%{name => value}) end
+      assert error.message =~ name
+      assert error.message =~ value
+    end
+  end
 end

@@ -1,7 +1,8 @@
 defmodule DevstralElixir.Jobs.CLI do
   @moduledoc """
   The one command-line client of the job queue, shared by every long Mix
-  task (`scrape.*`, `curriculum.build`, `curriculum.run`, `train`): strict
+  task (`scrape.*`, `curriculum.build`, `curriculum.run`, `train`,
+  `rag.ingest`): strict
   flag parsing with errors that name the flag, then `run_job!/4`, which
   enqueues the task's job and follows it with live progress.
 
@@ -10,6 +11,10 @@ defmodule DevstralElixir.Jobs.CLI do
   When none answers, the queue (and the Python worker, for jobs that need
   it) starts in this process and runs the job here; it stops when the task
   ends.
+
+  Tasks that are not jobs but need the host's worker (`mix rag.search`,
+  `mix rag.stats`) decide where to run the same way, with
+  `with_connection!/3`.
 
   Ctrl-C detaches: the job is not cancelled. On a running host it carries on;
   when the queue ran in the Mix process, the job stays in Mnesia and resumes
@@ -86,6 +91,11 @@ defmodule DevstralElixir.Jobs.CLI do
   def list(nil), do: nil
   def list(value), do: value |> String.split(",", trim: true) |> Enum.map(&String.trim/1)
 
+  @doc "A job metric for display: whole numbers without decimals, others with 3."
+  @spec format_number(number()) :: String.t()
+  def format_number(value) when value == trunc(value), do: Integer.to_string(trunc(value))
+  def format_number(value), do: :erlang.float_to_binary(value * 1.0, decimals: 3)
+
   @doc "Keeps only the options that were given (drops `nil` values)."
   @spec given(keyword()) :: keyword()
   def given(opts), do: Enum.reject(opts, fn {_k, v} -> is_nil(v) end)
@@ -98,17 +108,39 @@ defmodule DevstralElixir.Jobs.CLI do
   it failed or was cancelled.
 
   Options: `:priority`, `:detach` (the parsed `job_switches/0`),
-  `:worker` (whether the job needs the Python worker when it runs in this
-  process; default false) and `:on_success`, a function called with the
+  `:worker` (what the job needs when it runs in this process, see
+  `with_connection!/3`; default false) and `:on_success`, a function called with the
   succeeded job and where it ran (`:host`, or `:local` while the in-process
   queue and worker are still up, before they stop). Other keys (a task's
   own flags) are ignored.
   """
   @spec run_job!(String.t(), atom(), map(), keyword()) :: map() | nil
   def run_job!(task, type, args, opts) do
+    with_connection!(task, [worker: opts[:worker] || false], fn conn ->
+      enqueue_and_follow!(task, conn, type, args, opts)
+    end)
+  end
+
+  @doc """
+  Runs `fun` with a connection (`DevstralElixir.Jobs.Client.conn/0`): to the
+  host answering on `127.0.0.1:$HTTP_PORT` (`{:http, base, token}`), or,
+  when none answers and no other process holds the data directory, to a
+  queue started in this process (`{:local, queue, events}`), which stops
+  (with Mnesia) when `fun` returns. Raises `Mix.Error` naming the task when
+  neither can be had.
+
+  Option `:worker`: whether a local start also starts the Python worker
+  (registered as `DevstralElixir.Worker`): `false` (default), `true` (with
+  the configured `MODEL`) or `:memory` (no generation model and no gRPC: the
+  embedder and the RAG memory only, up in seconds).
+  """
+  @spec with_connection!(String.t(), keyword(), (Client.conn() -> result)) :: result
+        when result: term()
+  def with_connection!(task, opts, fun) do
+    opts = Keyword.validate!(opts, worker: false)
     Mix.Task.run("app.config")
     data_dir = DevstralElixir.Config.data_dir()
-    local = fn -> start_local(task, opts[:worker] == true) end
+    local = fn -> start_local(task, opts[:worker]) end
 
     {conn, local_sup} =
       case Client.connect(port: http_port(task), data_dir: data_dir, start_local: local) do
@@ -118,25 +150,29 @@ defmodule DevstralElixir.Jobs.CLI do
       end
 
     try do
-      job =
-        case Client.enqueue(conn, type, args, priority: opts[:priority]) do
-          {:ok, job} -> job
-          {:error, message} -> Mix.raise("mix #{task}: #{message}")
-        end
-
-      Mix.shell().info("enqueued #{type} job #{job["id"]} on #{Client.describe(conn)}")
-
-      if opts[:detach] do
-        Mix.shell().info("detached; follow it with GET /api/jobs/#{job["id"]}")
-        nil
-      else
-        Mix.shell().info("following it; Ctrl-C detaches without cancelling")
-        done = follow!(task, conn, job["id"])
-        if on_success = opts[:on_success], do: on_success.(done, where(conn))
-        done
-      end
+      fun.(conn)
     after
       stop_local(local_sup)
+    end
+  end
+
+  defp enqueue_and_follow!(task, conn, type, args, opts) do
+    job =
+      case Client.enqueue(conn, type, args, priority: opts[:priority]) do
+        {:ok, job} -> job
+        {:error, message} -> Mix.raise("mix #{task}: #{message}")
+      end
+
+    Mix.shell().info("enqueued #{type} job #{job["id"]} on #{Client.describe(conn)}")
+
+    if opts[:detach] do
+      Mix.shell().info("detached; follow it with GET /api/jobs/#{job["id"]}")
+      nil
+    else
+      Mix.shell().info("following it; Ctrl-C detaches without cancelling")
+      done = follow!(task, conn, job["id"])
+      if on_success = opts[:on_success], do: on_success.(done, where(conn))
+      done
     end
   end
 
@@ -182,7 +218,7 @@ defmodule DevstralElixir.Jobs.CLI do
   # No host answered: run the queue here, with only what the job needs. The
   # application starts without its services, so no web server or default
   # worker comes up for a scrape.
-  defp start_local(task, worker?) do
+  defp start_local(task, worker) do
     Application.put_env(:devstral_elixir, :start_services, false)
     Mix.Task.run("app.start")
 
@@ -195,7 +231,12 @@ defmodule DevstralElixir.Jobs.CLI do
             Mix.raise("mix #{task}: configuration error: #{error.message}")
         end
 
-      children = DevstralElixir.Application.job_services(config, worker: worker?)
+      config =
+        if worker == :memory,
+          do: %{config | model: "none", worker_grpc: false},
+          else: config
+
+      children = DevstralElixir.Application.job_services(config, worker: worker != false)
       {:ok, sup} = Supervisor.start_link(children, strategy: :rest_for_one)
       # Unlinked, so stopping it at the end does not take this process along.
       Process.unlink(sup)

@@ -59,9 +59,7 @@ defmodule DevstralElixir.Jobs.Client do
         {:ok, job}
 
       {:ok, 401, _body} ->
-        {:error,
-         "the host refused the admin token: set ADMIN_TOKEN to the host's token " <>
-           "(it logs a generated one at start and writes it to DATA_DIR/admin_token)"}
+        {:error, token_refused()}
 
       {:ok, status, body} ->
         {:error, "POST /api/jobs failed with HTTP #{status}: #{error_message(body)}"}
@@ -76,6 +74,32 @@ defmodule DevstralElixir.Jobs.Client do
 
     with {:ok, job} <- Queue.enqueue(queue, type, args, opts),
          do: {:ok, Job.to_json(job)}
+  end
+
+  @doc """
+  Sends `method path` (with a JSON `body` for a POST) to the host of an
+  `:http` connection, with its admin token, and waits up to `timeout` ms.
+  Returns the decoded answer of a 2xx status, else `{:error, message}` with
+  the host's own message and the status (and what to do about a refused
+  token). The `mix rag.*` tasks call the memory API with it.
+  """
+  @spec request(conn(), :get | :post, String.t(), map() | nil, timeout()) ::
+          {:ok, term()} | {:error, String.t()}
+  def request({:http, base, token}, method, path, body, timeout \\ 10_000) do
+    case http(method, base <> path, token, body && Json.encode(body), timeout) do
+      {:ok, status, answer} when status in 200..299 ->
+        {:ok, answer}
+
+      {:ok, 401, _body} ->
+        {:error, token_refused()}
+
+      {:ok, status, answer} ->
+        {:error,
+         "#{String.upcase(to_string(method))} #{path} failed with HTTP #{status}: #{error_message(answer)}"}
+
+      {:error, reason} ->
+        {:error, describe_error(reason)}
+    end
   end
 
   @doc "A job by id, as JSON."
@@ -169,7 +193,12 @@ defmodule DevstralElixir.Jobs.Client do
 
   # HTTP over OTP's :httpc: {:ok, status, decoded_body} | {:error, :unreachable | term}
 
-  defp http(method, url, token, body) do
+  defp token_refused do
+    "the host refused the admin token: set ADMIN_TOKEN to the host's token " <>
+      "(it logs a generated one at start and writes it to DATA_DIR/admin_token)"
+  end
+
+  defp http(method, url, token, body, timeout \\ 10_000) do
     {:ok, _} = Application.ensure_all_started(:inets)
 
     headers =
@@ -183,7 +212,7 @@ defmodule DevstralElixir.Jobs.Client do
         :post -> {url, headers, ~c"application/json", body}
       end
 
-    case :httpc.request(method, request, [timeout: 10_000, connect_timeout: 1_000],
+    case :httpc.request(method, request, [timeout: timeout, connect_timeout: 1_000],
            body_format: :binary
          ) do
       {:ok, {{_version, status, _reason}, _headers, body}} ->

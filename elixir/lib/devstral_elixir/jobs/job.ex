@@ -5,7 +5,7 @@ defmodule DevstralElixir.Jobs.Job do
   | field | meaning |
   | --- | --- |
   | `id` | positive integer, unique per data directory |
-  | `type` | `:scrape`, `:build_dataset`, `:train_stage`, `:evaluate` or `:curriculum` |
+  | `type` | `:scrape`, `:build_dataset`, `:train_stage`, `:evaluate`, `:curriculum` or `:rag_ingest` |
   | `args` | a map handed to the runner (JSON-shaped when it came over HTTP) |
   | `state` | `:queued`, `:running`, `:succeeded`, `:failed` or `:cancelled` |
   | `priority` | 0 (first) to 9 (last), as in Oban; ties run oldest first |
@@ -28,7 +28,7 @@ defmodule DevstralElixir.Jobs.Job do
   Times are UTC `DateTime`s. `to_json/1` gives the map the JSON API serves.
   """
 
-  @types [:scrape, :build_dataset, :train_stage, :evaluate, :curriculum]
+  @types [:scrape, :build_dataset, :train_stage, :evaluate, :curriculum, :rag_ingest]
   @states [:queued, :running, :succeeded, :failed, :cancelled]
 
   defstruct [
@@ -54,7 +54,8 @@ defmodule DevstralElixir.Jobs.Job do
     max_attempts: 3
   ]
 
-  @type type :: :scrape | :build_dataset | :train_stage | :evaluate | :curriculum
+  @type type ::
+          :scrape | :build_dataset | :train_stage | :evaluate | :curriculum | :rag_ingest
   @type state :: :queued | :running | :succeeded | :failed | :cancelled
   @type id :: pos_integer()
 

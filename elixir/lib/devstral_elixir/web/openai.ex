@@ -13,12 +13,28 @@ defmodule DevstralElixir.Web.OpenAI do
   is served by the active adapter, if one is active (see
   `DevstralElixir.Web.AdaptersApi`).
 
+  Every served id `ID` also has a retrieval-augmented twin `ID+rag`
+  (`DevstralElixir.Rag.ModelId`): the worker searches its memory for the last
+  user message and puts the hits into the prompt; the answer carries them in a
+  top-level `sources` list of `{"source", "score", "text"}` (streamed: in the
+  chunk that carries the `finish_reason`). With `RAG_REMEMBER` on, a chat
+  completion that finished normally is stored in the memory afterwards
+  (`DevstralElixir.Rag.Remember`).
+
   Errors are OpenAI-shaped JSON: 400 for malformed JSON, missing or invalid
   fields and prompts over the context length; 404 for an unknown model; 503
   while the worker is not ready.
   """
 
-  alias DevstralElixir.Proto.{GenerateResponse, ListModelsRequest, ListModelsResponse, Usage}
+  alias DevstralElixir.Proto.{
+    ChatPrompt,
+    GenerateResponse,
+    ListModelsRequest,
+    ListModelsResponse,
+    Usage
+  }
+
+  alias DevstralElixir.Rag.{Memory, ModelId, Remember}
   alias DevstralElixir.Web.{ChunkedStream, Json, OpenAIParams, Request}
   alias DevstralElixir.{Config, Worker}
   alias DevstralElixir.Worker.Error
@@ -27,7 +43,7 @@ defmodule DevstralElixir.Web.OpenAI do
   @spec route(String.t(), [String.t()], Request.t(), map()) :: term()
   def route("GET", ["models"], _request, context) do
     with {:ok, model} <- ready_model(context) do
-      ids = model_ids(model, context)
+      ids = model_ids(model, context) |> ModelId.with_augmented()
       Json.respond(200, %{"object" => "list", "data" => Enum.map(ids, &model_object/1)})
     end
   end
@@ -38,7 +54,7 @@ defmodule DevstralElixir.Web.OpenAI do
     with {:ok, model} <- ready_model(context),
          # The path split dropped an absolute path's leading slash.
          id = if("/" <> id == model.id, do: model.id, else: id),
-         {:ok, _worker_model, served} <- resolve_model(id, model, context) do
+         {:ok, _worker_model, served, _rag?} <- resolve_model(id, model, context) do
       Json.respond(200, model_object(served))
     end
   end
@@ -57,14 +73,20 @@ defmodule DevstralElixir.Web.OpenAI do
     with {:ok, body} <- decode(request.body),
          {:ok, parsed} <- parse(kind, body),
          {:ok, model} <- ready_model(context),
-         {:ok, worker_model, served} <- resolve_model(parsed.model, model, context) do
-      request = %{parsed.request | model: worker_model}
+         {:ok, worker_model, served, rag?} <- resolve_model(parsed.model, model, context) do
+      settings = rag_settings(context)
+      retrieval = if rag?, do: ModelId.retrieval(settings)
+      request = %{parsed.request | model: worker_model, retrieval: retrieval}
+      id = id(kind)
 
       meta = %{
         kind: kind,
         model: served,
-        id: id(kind),
-        created: System.os_time(:second)
+        id: id,
+        created: System.os_time(:second),
+        rag?: rag?,
+        sources: [],
+        remember: remember(kind, settings, context.worker, id, request)
       }
 
       if parsed.stream,
@@ -72,6 +94,19 @@ defmodule DevstralElixir.Web.OpenAI do
         else: collect(context.worker, request, meta)
     end
   end
+
+  # The RAG settings the web server got from `DevstralElixir.Config`; a
+  # context without them (a test's) retrieves with the defaults and stores
+  # nothing.
+  defp rag_settings(context), do: Map.get(context, :rag) || %{remember: false}
+
+  # What to call with the answer once a chat completion finished normally.
+  defp remember(:chat, %{remember: true}, worker, id, request) do
+    {:chat, %ChatPrompt{messages: messages}} = request.input
+    fn answer -> Remember.store_async(worker, id, messages, answer) end
+  end
+
+  defp remember(_kind, _settings, _worker, _id, _request), do: nil
 
   defp decode(body) do
     case Json.decode(body) do
@@ -109,13 +144,35 @@ defmodule DevstralElixir.Web.OpenAI do
 
   # Clients may name the model by its served name (what /v1/models lists) or
   # by what the worker loaded (a path or a hub id), as vLLM accepts both; an
-  # adapter by either followed by ":RUN/stageN". Returns the model the worker
-  # is asked for ("" = the loaded model, with its active adapter) and the name
-  # answers carry.
+  # adapter by either followed by ":RUN/stageN"; any of these followed by
+  # "+rag" for retrieval. Returns the model the worker is asked for ("" = the
+  # loaded model, with its active adapter), the name answers carry, and
+  # whether the request retrieves.
   defp resolve_model(name, model, context) when name in [nil, ""],
-    do: {:ok, "", served_name(model, context)}
+    do: {:ok, "", served_name(model, context), false}
 
   defp resolve_model(name, model, context) do
+    {base, rag?} = ModelId.split(name)
+
+    case resolve_base(base, model, context) do
+      {:ok, worker_model, served} ->
+        {:ok, worker_model, if(rag?, do: ModelId.augmented(served), else: served), rag?}
+
+      {:not_found, adapters} ->
+        Json.error(
+          404,
+          "the model #{inspect(name)} does not exist; available models: " <>
+            (model_ids(model, context, adapters)
+             |> ModelId.with_augmented()
+             |> Enum.map_join(", ", &inspect/1)) <>
+            " (the base model is also accepted as #{inspect(model.id)})",
+          param: "model",
+          code: "model_not_found"
+        )
+    end
+  end
+
+  defp resolve_base(name, model, context) do
     served = served_name(model, context)
 
     if name in [served, model.id] do
@@ -129,18 +186,9 @@ defmodule DevstralElixir.Web.OpenAI do
           if rest != name and rest in adapters, do: rest
         end)
 
-      if adapter do
-        {:ok, model.id <> ":" <> adapter, served <> ":" <> adapter}
-      else
-        Json.error(
-          404,
-          "the model #{inspect(name)} does not exist; available models: " <>
-            Enum.map_join(model_ids(model, context, adapters), ", ", &inspect/1) <>
-            " (the base model is also accepted as #{inspect(model.id)})",
-          param: "model",
-          code: "model_not_found"
-        )
-      end
+      if adapter,
+        do: {:ok, model.id <> ":" <> adapter, served <> ":" <> adapter},
+        else: {:not_found, adapters}
     end
   end
 
@@ -190,9 +238,11 @@ defmodule DevstralElixir.Web.OpenAI do
   # Non-streamed: gather the deltas, answer once.
   defp collect(worker, request, meta) do
     with {:ok, ref} <- open(worker, request) do
-      case gather(ref, []) do
-        {:ok, text, last} ->
-          Json.respond(200, final_object(meta, text, last))
+      case gather(ref, [], nil) do
+        {:ok, text, last, sources} ->
+          response = Json.respond(200, final_object(%{meta | sources: sources}, text, last))
+          finished(meta, text)
+          response
 
         {:error, error} ->
           error_response(error)
@@ -200,14 +250,15 @@ defmodule DevstralElixir.Web.OpenAI do
     end
   end
 
-  defp gather(ref, acc) do
+  # The sources are the first item's (the worker sends them once).
+  defp gather(ref, acc, sources) do
     case Worker.await(ref) do
-      {:item, %GenerateResponse{finish_reason: :FINISH_REASON_UNSPECIFIED, text: text}} ->
-        gather(ref, [acc | text])
+      {:item, %GenerateResponse{finish_reason: :FINISH_REASON_UNSPECIFIED} = item} ->
+        gather(ref, [acc | item.text], sources || item.sources)
 
       {:item, %GenerateResponse{text: text} = last} ->
         _ = Worker.await(ref, 5_000)
-        {:ok, IO.iodata_to_binary([acc | text]), last}
+        {:ok, IO.iodata_to_binary([acc | text]), last, sources || last.sources}
 
       :end ->
         {:error, %Error{status: :internal, message: "generation ended without a finish reason"}}
@@ -226,6 +277,7 @@ defmodule DevstralElixir.Web.OpenAI do
       ],
       "usage" => usage(last.usage)
     })
+    |> with_sources(meta)
   end
 
   defp final_object(%{kind: :chat} = meta, text, last) do
@@ -242,7 +294,18 @@ defmodule DevstralElixir.Web.OpenAI do
       ],
       "usage" => usage(last.usage)
     })
+    |> with_sources(meta)
   end
+
+  # A +rag answer lists the memory hits the prompt was given.
+  defp with_sources(object, %{rag?: true, sources: sources}),
+    do: Map.put(object, "sources", Memory.hits_json(sources))
+
+  defp with_sources(object, _meta), do: object
+
+  # The generation finished normally: remember the exchange when asked to.
+  defp finished(%{remember: nil}, _text), do: :ok
+  defp finished(%{remember: remember}, text), do: remember.(text)
 
   # Streamed: the first event is awaited before the 200 goes out, so a prompt
   # over the context length still gets its 400.
@@ -279,21 +342,24 @@ defmodule DevstralElixir.Web.OpenAI do
         do: [event(chunk(meta, %{"role" => "assistant", "content" => ""}, nil))],
         else: []
 
-    relay(ref, first, role, meta, emit)
+    relay(ref, first, role, %{meta | sources: first.sources}, emit, [])
   end
 
   # Each pass writes, with one socket write, every event that is ready: the
   # items that arrived while the previous write went out are merged into one
   # delta, so a client slower than the model costs fewer writes, not tokens.
-  defp relay(ref, %GenerateResponse{} = item, pending, meta, emit) do
+  # `answer` gathers the text only when it is to be remembered.
+  defp relay(ref, %GenerateResponse{} = item, pending, meta, emit, answer) do
     {item, next} = coalesce(ref, item)
     done? = item.finish_reason != :FINISH_REASON_UNSPECIFIED
+    answer = if meta.remember, do: [answer | item.text], else: answer
 
     events =
       cond do
         done? ->
           usage = if meta.include_usage, do: [event(usage_chunk(meta, item.usage))], else: []
-          [event(chunk(meta, delta(meta, item.text), finish(item))), usage, "data: [DONE]\n\n"]
+          last = meta |> chunk(delta(meta, item.text), finish(item)) |> with_sources(meta)
+          [event(last), usage, "data: [DONE]\n\n"]
 
         item.text == "" ->
           []
@@ -304,11 +370,11 @@ defmodule DevstralElixir.Web.OpenAI do
 
     case emit.([pending | events]) do
       :ok when done? ->
-        :ok
+        finished(meta, IO.iodata_to_binary(answer))
 
       :ok ->
         case next || Worker.await(ref) do
-          {:item, next_item} -> relay(ref, next_item, [], meta, emit)
+          {:item, next_item} -> relay(ref, next_item, [], meta, emit, answer)
           :end -> emit.("data: [DONE]\n\n")
           {:error, error} -> emit.(event(%{"error" => error_body(error)}))
         end

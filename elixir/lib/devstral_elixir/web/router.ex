@@ -10,12 +10,23 @@ defmodule DevstralElixir.Web.Router do
       need the admin token)
     * `/api/adapters*` - trained adapters, `DevstralElixir.Web.AdaptersApi`
       (activation and rollback need the admin token)
+    * `/api/rag/*` - the RAG memory, `DevstralElixir.Web.RagApi` (reads need
+      what `/v1` needs, writes the admin token)
 
   Every handler returns `{status, headers, body}` or, for a streamed body,
   `{:stream, status, headers, producer}` (see `DevstralElixir.Web.Appmod`).
   """
 
-  alias DevstralElixir.Web.{AdaptersApi, Embeddings, Health, JobsApi, Json, OpenAI, Request}
+  alias DevstralElixir.Web.{
+    AdaptersApi,
+    Embeddings,
+    Health,
+    JobsApi,
+    Json,
+    OpenAI,
+    RagApi,
+    Request
+  }
 
   @type context :: %{worker: GenServer.server(), api_token: String.t() | nil}
   @type result ::
@@ -38,6 +49,9 @@ defmodule DevstralElixir.Web.Router do
 
   def route(%Request{path: ["api", "adapters" | _]} = request, context),
     do: AdaptersApi.handle(request, context)
+
+  def route(%Request{path: ["api", "rag" | _]} = request, context),
+    do: RagApi.handle(request, context)
 
   def route(%Request{method: method, path: path}, _context) do
     Json.error(404, "no route for #{method} /#{Enum.join(path, "/")}", code: "not_found")

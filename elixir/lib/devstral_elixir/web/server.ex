@@ -17,6 +17,7 @@ defmodule DevstralElixir.Web.Server do
     api_token: nil,
     model: nil,
     served_model_name: nil,
+    rag: nil,
     log_dir: nil,
     max_body_bytes: 8 * 1024 * 1024
   ]
@@ -28,7 +29,9 @@ defmodule DevstralElixir.Web.Server do
   `:worker` (the `DevstralElixir.Worker` server to call), `:api_token` (bearer
   token for `/v1/*`, or nil), `:model` and `:served_model_name` (the configured
   model and the id the OpenAI API gives it; other models loaded into the worker
-  are served under `DevstralElixir.Config.default_served_name/1`), `:log_dir`,
+  are served under `DevstralElixir.Config.default_served_name/1`), `:rag`
+  (the RAG settings, `DevstralElixir.Config`'s `rag`; nil: `+rag` models use
+  the worker's defaults and nothing is remembered), `:log_dir`,
   `:max_body_bytes`.
   """
   @spec start_link(keyword()) :: GenServer.on_start()
@@ -54,6 +57,7 @@ defmodule DevstralElixir.Web.Server do
       api_token: opts[:api_token],
       model: opts[:model],
       served_model_name: opts[:served_model_name],
+      rag: opts[:rag],
       max_body_bytes: opts[:max_body_bytes]
     }
 

@@ -77,10 +77,7 @@ defmodule Mix.Tasks.Curriculum.Build do
     Mix.shell().info("dataset written to #{out}")
 
     for {name, value} <- Enum.sort(metrics) do
-      Mix.shell().info("  #{name}: #{format(value)}")
+      Mix.shell().info("  #{name}: #{CLI.format_number(value)}")
     end
   end
-
-  defp format(value) when value == trunc(value), do: Integer.to_string(trunc(value))
-  defp format(value), do: :erlang.float_to_binary(value, decimals: 3)
 end

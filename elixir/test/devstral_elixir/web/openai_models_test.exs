@@ -53,15 +53,20 @@ defmodule DevstralElixir.Web.OpenAIModelsTest do
 
   test "/v1/models lists the served name, not the path", %{worker: worker} do
     context = context(worker, Config.default_served_name(@model))
-    assert {200, %{"data" => [%{"id" => "tiny-elixir"}]}} = get(["v1", "models"], context)
+    assert {200, %{"data" => models}} = get(["v1", "models"], context)
+    assert Enum.map(models, & &1["id"]) == ["tiny-elixir", "tiny-elixir+rag"]
     assert {200, %{"id" => "tiny-elixir"}} = get(["v1", "models", "tiny-elixir"], context)
+    assert {200, %{"id" => "tiny-elixir+rag"}} = get(["v1", "models", "tiny-elixir+rag"], context)
     path_parts = @model |> String.split("/", trim: true)
     assert {200, %{"id" => "tiny-elixir"}} = get(["v1", "models" | path_parts], context)
   end
 
   test "requests accept the served name and the path; answers carry the name", %{worker: worker} do
     context = context(worker, "my-coder")
-    assert {200, %{"data" => [%{"id" => "my-coder"}]}} = get(["v1", "models"], context)
+
+    assert {200, %{"data" => [%{"id" => "my-coder"}, %{"id" => "my-coder+rag"}]}} =
+             get(["v1", "models"], context)
+
     assert {200, %{"model" => "my-coder"}} = complete("my-coder", context)
     assert {200, %{"model" => "my-coder"}} = complete(@model, context)
 
@@ -71,5 +76,12 @@ defmodule DevstralElixir.Web.OpenAIModelsTest do
     assert error["code"] == "model_not_found"
     assert error["message"] =~ ~s("my-coder")
     assert error["message"] =~ @model
+
+    # An unknown model's +rag twin is just as unknown.
+    assert {404, %{"error" => rag_error}} = complete("tiny-elixir+rag", context)
+    assert rag_error["code"] == "model_not_found"
+    assert rag_error["message"] =~ ~s(the model "tiny-elixir+rag" does not exist)
+    assert rag_error["message"] =~ ~s("my-coder+rag")
+    assert {404, _} = get(["v1", "models", "tiny-elixir+rag"], context)
   end
 end
