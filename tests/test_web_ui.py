@@ -160,8 +160,11 @@ def test_stop_cancels_the_generation_on_the_worker(host: HostProcess, page: Any)
     page.fill("#max-tokens", "1500")
     page.get_by_test_id("prompt").fill("Write a long Elixir module")
     page.get_by_test_id("send").click()
-    wait_for(lambda: len(last_answer(page).inner_text()) > 0 if page.get_by_test_id("assistant-message").count() else False,
-             60, "the first tokens")
+    wait_for(
+        lambda: len(last_answer(page).inner_text()) > 0 if page.get_by_test_id("assistant-message").count() else False,
+        60,
+        "the first tokens",
+    )
     assert page.get_by_test_id("stop").is_enabled()
     page.keyboard.press("Escape")
     page.wait_for_selector("[data-testid=assistant-message][data-done='1']", timeout=30_000)
@@ -174,8 +177,9 @@ def test_stop_cancels_the_generation_on_the_worker(host: HostProcess, page: Any)
 
     lines = wait_for(cancelled, 30, "the worker to cancel the generation")
     assert int(lines[-1].split(marker)[1].split()[0]) < 1500
-    wait_for(lambda: (host.health() or {}).get("worker", {}).get("generations_in_flight") == 0, 10,
-             "no generation in flight")
+    wait_for(
+        lambda: (host.health() or {}).get("worker", {}).get("generations_in_flight") == 0, 10, "no generation in flight"
+    )
 
 
 def test_model_and_user_html_show_as_text_and_never_run(host: HostProcess, page: Any) -> None:
@@ -256,7 +260,10 @@ def test_admin_actions_need_a_session_and_the_csrf_token(host: HostProcess, tmp_
     client = Browserless(host)
     csrf = client.csrf()
     sample = ROOT / "elixir" / "test" / "devstral_elixir" / "scrape" / "fixtures" / "sample"
-    job = {"type": "scrape", "args": json.dumps({"source": "local", "paths": [str(sample)], "out": str(tmp_path / "s")})}
+    job = {
+        "type": "scrape",
+        "args": json.dumps({"source": "local", "paths": [str(sample)], "out": str(tmp_path / "s")}),
+    }
 
     # No session: refused, even with the CSRF token.
     assert client.form("/ui/jobs", job, csrf)[0] == 401

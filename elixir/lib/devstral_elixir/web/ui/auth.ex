@@ -86,7 +86,8 @@ defmodule DevstralElixir.Web.UI.Auth do
 
   @doc "True when the request's body (and so its answer) is JSON."
   @spec json?(Request.t()) :: boolean()
-  def json?(request), do: String.starts_with?(Request.header(request, "content-type") || "", "application/json")
+  def json?(request),
+    do: String.starts_with?(Request.header(request, "content-type") || "", "application/json")
 
   @doc "True when the request carries this browser's CSRF token (header or `_csrf` field)."
   @spec csrf_ok?(Request.t(), t(), map()) :: boolean()

@@ -90,7 +90,9 @@ defmodule DevstralElixir.Web.UI.ChatPage do
   def api("POST", [id, "rename"], request, %{ui: ui, params: params}) do
     case Conversations.rename(ui.browser, id, params["title"]) do
       {:ok, conv} ->
-        if form?(request), do: Response.redirect("/?c=" <> id, ui), else: Response.json(200, conv, ui)
+        if form?(request),
+          do: Response.redirect("/?c=" <> id, ui),
+          else: Response.json(200, conv, ui)
 
       error ->
         reply(request, ui, error, & &1)
@@ -110,14 +112,24 @@ defmodule DevstralElixir.Web.UI.ChatPage do
   end
 
   def api(method, path, request, %{ui: ui}) do
-    Response.error(404, "no route for #{method} /ui/conversations/#{Enum.join(path, "/")}", request, ui)
+    Response.error(
+      404,
+      "no route for #{method} /ui/conversations/#{Enum.join(path, "/")}",
+      request,
+      ui
+    )
   end
 
   defp reply(request, ui, result, shape) do
     case result do
-      {:ok, value} -> Response.json(200, shape.(value), ui)
-      {:error, :not_found} -> Response.error(404, "no such conversation in this browser", request, ui)
-      {:error, message} when is_binary(message) -> Response.error(400, message, request, ui)
+      {:ok, value} ->
+        Response.json(200, shape.(value), ui)
+
+      {:error, :not_found} ->
+        Response.error(404, "no such conversation in this browser", request, ui)
+
+      {:error, message} when is_binary(message) ->
+        Response.error(400, message, request, ui)
     end
   end
 

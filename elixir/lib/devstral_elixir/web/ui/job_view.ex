@@ -56,7 +56,8 @@ defmodule DevstralElixir.Web.UI.JobView do
 
   defp log_line(event) do
     metrics =
-      for {k, v} <- Enum.sort(event["metrics"] || %{}), is_number(v),
+      for {k, v} <- Enum.sort(event["metrics"] || %{}),
+          is_number(v),
           do: "#{k}=#{:erlang.float_to_binary(v / 1, decimals: 4)}"
 
     steps =
@@ -84,7 +85,9 @@ defmodule DevstralElixir.Web.UI.JobView do
 
     body =
       if all == [] do
-        [~s(<text x="#{div(@width, 2)}" y="#{div(@height, 2)}" text-anchor="middle" class="muted">no loss reported yet</text>)]
+        [
+          ~s(<text x="#{div(@width, 2)}" y="#{div(@height, 2)}" text-anchor="middle" class="muted">no loss reported yet</text>)
+        ]
       else
         {xs, ys} = Enum.unzip(all)
         scale = {Enum.min(xs), max(Enum.max(xs), Enum.min(xs) + 1), Enum.min(ys), Enum.max(ys)}
@@ -112,7 +115,12 @@ defmodule DevstralElixir.Web.UI.JobView do
         x = step + offset
         metrics = event["metrics"] || %{}
         train = if is_number(metrics["loss"]), do: [{x, metrics["loss"] / 1} | train], else: train
-        eval = if is_number(metrics["eval_loss"]), do: [{x, metrics["eval_loss"] / 1} | eval], else: eval
+
+        eval =
+          if is_number(metrics["eval_loss"]),
+            do: [{x, metrics["eval_loss"] / 1} | eval],
+            else: eval
+
         {train, eval, offset, x}
       end)
 

@@ -82,8 +82,11 @@ defmodule DevstralElixir.Web.UI.JobsPage do
            {:ok, job} <- Queue.cancel(Queue, id) do
         done(request, ui, job, 200)
       else
-        {:error, {:final, state}} -> Response.error(409, "job #{id_text} already #{state}", request, ui)
-        _ -> Response.error(404, "no job #{id_text}", request, ui)
+        {:error, {:final, state}} ->
+          Response.error(409, "job #{id_text} already #{state}", request, ui)
+
+        _ ->
+          Response.error(404, "no job #{id_text}", request, ui)
       end
     end)
   end
@@ -92,7 +95,8 @@ defmodule DevstralElixir.Web.UI.JobsPage do
     queue_call(request, ui, fn ->
       with {:ok, id} <- parse_id(id_text),
            {:ok, job} <- Queue.get(Queue, id),
-           true <- Job.final?(job) || {:error, "job #{id} is still #{job.state}; cancel it first"},
+           true <-
+             Job.final?(job) || {:error, "job #{id} is still #{job.state}; cancel it first"},
            {:ok, copy} <-
              Queue.enqueue(Queue, job.type, job.args,
                priority: job.priority,

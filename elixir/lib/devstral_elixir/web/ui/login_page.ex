@@ -48,7 +48,9 @@ defmodule DevstralElixir.Web.UI.LoginPage do
   defp equal?(a, b), do: byte_size(a) == byte_size(b) and :crypto.hash_equals(a, b)
 
   defp form(status, error, next, %{ui: ui, context: context}) do
-    content = Views.login(%{ui: ui, error: error, next: next, api_token?: context.api_token != nil})
+    content =
+      Views.login(%{ui: ui, error: error, next: next, api_token?: context.api_token != nil})
+
     Response.html(status, Views.page(:login, "Log in", content, ui), ui)
   end
 

@@ -44,18 +44,24 @@ defmodule DevstralElixir.Web.UI.Response do
       {status, headers, body} = Json.error(status, message)
       {status, headers ++ security_headers() ++ Auth.browser_cookie(ui), body}
     else
-      html(status, [
-        "<!doctype html><meta charset=utf-8><title>Error</title><p role=alert>",
-        DevstralElixir.Web.HTML.escape(message),
-        ~s(</p><p><a href="/">Back</a></p>)
-      ], ui)
+      html(
+        status,
+        [
+          "<!doctype html><meta charset=utf-8><title>Error</title><p role=alert>",
+          DevstralElixir.Web.HTML.escape(message),
+          ~s(</p><p><a href="/">Back</a></p>)
+        ],
+        ui
+      )
     end
   end
 
   @doc "A 303 redirect (after a form POST, or to the login page)."
   @spec redirect(String.t(), Auth.t(), [{String.t(), String.t()}]) :: Request.response()
   def redirect(to, ui, headers \\ []) do
-    {303, [{"location", to}, {"content-type", "text/plain"}] ++ headers ++
+    {303,
+     [{"location", to}, {"content-type", "text/plain"}] ++
+       headers ++
        security_headers() ++ Auth.browser_cookie(ui), "see #{to}"}
   end
 end

@@ -68,8 +68,9 @@ defmodule DevstralElixir.Web.UI.Router do
       else: Response.error(403, "missing or wrong CSRF token; reload the page", request, ui)
   end
 
-  defp login_required(%Request{path: [first | _]}, _ui, _context) when first in ["login", "logout"],
-    do: :ok
+  defp login_required(%Request{path: [first | _]}, _ui, _context)
+       when first in ["login", "logout"],
+       do: :ok
 
   defp login_required(_request, %Auth{role: role}, _context) when role != nil, do: :ok
   defp login_required(_request, _ui, %{api_token: nil}), do: :ok
@@ -84,7 +85,10 @@ defmodule DevstralElixir.Web.UI.Router do
     do: Response.error(401, "log in first: this server needs a token", request, ui)
 
   defp dispatch("GET", [], request, env), do: ChatPage.show(request, env)
-  defp dispatch(_, ["ui", "conversations" | rest], request, env), do: ChatPage.api(request.method, rest, request, env)
+
+  defp dispatch(_, ["ui", "conversations" | rest], request, env),
+    do: ChatPage.api(request.method, rest, request, env)
+
   defp dispatch("GET", ["login"], request, env), do: LoginPage.show(request, env)
   defp dispatch("POST", ["login"], request, env), do: LoginPage.login(request, env)
   defp dispatch("POST", ["logout"], request, env), do: LoginPage.logout(request, env)
@@ -92,11 +96,19 @@ defmodule DevstralElixir.Web.UI.Router do
   defp dispatch("GET", ["jobs", id], request, env), do: JobsPage.show(id, request, env)
   defp dispatch("GET", ["ui", "events", "jobs"], _request, env), do: JobStreams.all(env)
   defp dispatch("GET", ["ui", "events", "jobs", id], _request, env), do: JobStreams.one(id, env)
-  defp dispatch("POST", ["ui", "jobs" | rest], request, env), do: admin(request, env, &JobsPage.act(rest, &1, &2))
+
+  defp dispatch("POST", ["ui", "jobs" | rest], request, env),
+    do: admin(request, env, &JobsPage.act(rest, &1, &2))
+
   defp dispatch("GET", ["datasets"], request, env), do: DatasetsPage.index(request, env)
-  defp dispatch("GET", ["datasets", "files", name | file], request, env), do: DatasetsPage.file(name, file, request, env)
+
+  defp dispatch("GET", ["datasets", "files", name | file], request, env),
+    do: DatasetsPage.file(name, file, request, env)
+
   defp dispatch("GET", ["adapters"], request, env), do: AdaptersPage.index(request, env)
-  defp dispatch("POST", ["ui", "adapters", action], request, env), do: admin(request, env, &AdaptersPage.act(action, &1, &2))
+
+  defp dispatch("POST", ["ui", "adapters", action], request, env),
+    do: admin(request, env, &AdaptersPage.act(action, &1, &2))
 
   defp dispatch(method, path, request, env) do
     Response.error(404, "no page for #{method} /#{Enum.join(path, "/")}", request, env.ui)

@@ -43,7 +43,10 @@ defmodule DevstralElixir.Web.UI.Views do
   def source_label(source) when is_binary(source), do: source
 
   def source_label(%{} = source) do
-    label = Enum.find_value(~w(title path source uri id), &source[&1]) || DevstralElixir.Web.Json.encode(source)
+    label =
+      Enum.find_value(~w(title path source uri id), &source[&1]) ||
+        DevstralElixir.Web.Json.encode(source)
+
     label = to_string(label)
 
     case source["score"] do
