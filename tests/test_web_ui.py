@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from python_worker.tests.test_adapters import make_adapter
 from tests.corpus import write_corpus
 from tests.host_process import ROOT, TINY_MODEL, HostProcess, get_json, post_json
 
@@ -44,7 +45,13 @@ XSS_SCRIPT = "<script>window.__xss=2</script>"
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProcess]:
     if not (TINY_MODEL / "config.json").exists():
         pytest.fail(f"the tiny model is missing at {TINY_MODEL}; run `make model`")
-    with HostProcess(tmp_path_factory.mktemp("web-host")) as running:
+    data_dir = tmp_path_factory.mktemp("web-host")
+    # Two adapters in the registry, one with the metrics an evaluation leaves.
+    make_adapter(TINY_MODEL, data_dir / "adapters" / "run1" / "stage1", seed=11)
+    make_adapter(TINY_MODEL, data_dir / "adapters" / "run1" / "stage2", seed=12)
+    metrics = {"eval_loss": 1.5, "pass@1": 0.25}
+    (data_dir / "adapters" / "run1" / "stage1" / "metrics.json").write_text(json.dumps(metrics))
+    with HostProcess(data_dir) as running:
         yield running
 
 
@@ -338,6 +345,36 @@ def test_a_job_appears_and_progresses_live_and_its_dataset_is_shown(
     images = report.locator("img")
     assert images.count() > 0
     assert page.evaluate("Array.from(document.querySelectorAll('.report img')).every(i => i.naturalWidth > 0)")
+
+
+def test_an_admin_activates_and_rolls_back_an_adapter(host: HostProcess, page: Any) -> None:
+    open_page(page, host, "/adapters")
+    rows = page.get_by_test_id("adapter-row")
+    assert rows.count() == 2
+    assert page.get_by_test_id("activate").count() == 0  # not logged in: no admin controls
+    stage1 = page.locator("[data-testid=adapter-row][data-adapter='run1/stage1']")
+    assert stage1.get_by_test_id("pass-at-1").inner_text() == "0.2500"
+    assert page.locator("[data-adapter='run1/stage2'] [data-testid=pass-at-1]").inner_text() == "not evaluated"
+
+    # Log in with the admin token through the form, with the keyboard.
+    open_page(page, host, "/login?next=/adapters")
+    page.get_by_label("Token").fill(admin_token(host))
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.url == host.url + "/adapters"
+    with page.expect_navigation():
+        stage1.get_by_test_id("activate").click()
+    assert "activated run1/stage1" in page.get_by_test_id("notice").inner_text()
+    assert page.get_by_test_id("active-adapter").inner_text() == "run1/stage1"
+    # The assistant's model selector now offers the adapter.
+    open_page(page, host, "/")
+    page.wait_for_function("document.querySelectorAll('[data-testid=model] option').length > 1")
+    assert "tiny-elixir:run1/stage1" in page.get_by_test_id("model").locator("option").all_inner_texts()
+
+    open_page(page, host, "/adapters")
+    with page.expect_navigation():
+        page.get_by_test_id("rollback").click()
+    assert page.get_by_test_id("active-adapter").inner_text() == "base model"
 
 
 @pytest.mark.parametrize("width", [375, 1440])
