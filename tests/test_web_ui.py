@@ -296,6 +296,13 @@ def test_admin_actions_need_a_session_and_the_csrf_token(host: HostProcess, tmp_
     # With both it goes through.
     status, headers, _ = client.form("/ui/jobs", job, csrf)
     assert status == 303 and re.fullmatch(r"/jobs/\d+", headers["location"]), headers
+    job_id = int(headers["location"].rsplit("/", 1)[1])
+    wait_for(lambda: get_json(f"{host.url}/api/jobs/{job_id}")[1]["state"] == "succeeded", 60, "the scrape job")
+    assert client.form(f"/ui/jobs/{job_id}/cancel", {}, csrf)[0] == 409  # already finished
+    status, headers, _ = client.form(f"/ui/jobs/{job_id}/retry", {}, csrf)
+    assert status == 303 and headers["location"] != f"/jobs/{job_id}"
+    _, retried = get_json(f"{host.url}/api/{headers['location'].lstrip('/')}")
+    assert (retried["type"], retried["args"]) == ("scrape", json.loads(job["args"]))
     # Logged out, the same request is refused again.
     assert client.form("/logout", {}, csrf)[0] == 303
     assert client.form("/ui/jobs", job, csrf)[0] == 401
