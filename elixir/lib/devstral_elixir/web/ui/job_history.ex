@@ -4,8 +4,8 @@ defmodule DevstralElixir.Web.UI.JobHistory do
   chart (a job record keeps only its latest progress).
 
   It subscribes to every job's events (`DevstralElixir.Jobs.Events`) and
-  keeps, in a public ETS table, the last #{500} progress maps of the
-  #{100} most recently active jobs, each as JSON-safe data with string keys.
+  keeps, in a protected ETS table, the last 500 progress maps of the
+  100 most recently active jobs, each as JSON-safe data with string keys.
   The history lives in memory: after a restart a job page starts from the
   job's latest progress.
   """

@@ -9,7 +9,7 @@ defmodule DevstralElixir.Web.UI.JobStreams do
 
   Each feed subscribes to `DevstralElixir.Jobs.Events` (pushed by the queue
   as jobs change and report progress; nothing polls), sends the current
-  state at once, then re-renders at most every #{250} ms while events
+  state at once, then re-renders at most every 250 ms while events
   arrive. A comment line every 15 s finds a closed connection, whose feed
   then ends.
   """
