@@ -17,10 +17,11 @@ export PYTHONDONTWRITEBYTECODE := 1
 # takes CPU from the Python worker generating tokens beside it.
 export ERL_FLAGS ?= +sbwt none +sbwtdcpu none +sbwtdio none
 
-APT_PACKAGES := elixir erlang-dev erlang-yaws erlang-jiffy erlang-src chromium
+APT_PACKAGES := elixir erlang-dev erlang-yaws erlang-jiffy erlang-src chromium nodejs
+# nodejs brings npm where it comes from NodeSource; with Debian's own nodejs, add npm.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help run test setup apt venv model compile proto lint bench test-python test-elixir test-e2e clean
+.PHONY: help run test setup apt venv model assets compile proto lint bench test-python test-elixir test-e2e clean
 
 help:
 	@echo "make run    - install what is missing and start the host on http://127.0.0.1:4000"
@@ -29,7 +30,7 @@ help:
 	@echo "make lint   - ruff and mix format --check-formatted"
 	@echo "make bench  - run the benchmarks under bench/ (one JSON line each)"
 
-setup: apt venv model compile
+setup: apt venv model assets compile
 
 # Installs only the Debian packages that are missing.
 apt:
@@ -53,6 +54,26 @@ model: $(TINY_MODEL)/config.json
 $(TINY_MODEL)/config.json: | $(STAMPS)/venv
 	$(PY) scripts/make_tiny_model.py --out $(TINY_MODEL)
 
+# The web UI's front-end libraries: npm installs exactly what
+# elixir/assets/package-lock.json pins, and the files the pages load are
+# copied to elixir/priv/static/vendor, which the host serves (never a CDN).
+ASSETS := $(ROOT)/elixir/assets
+VENDOR := $(ROOT)/elixir/priv/static/vendor
+
+assets: $(VENDOR)/.stamp
+
+$(VENDOR)/.stamp: $(ASSETS)/package.json $(ASSETS)/package-lock.json | apt
+	cd $(ASSETS) && npm ci --no-audit --no-fund --loglevel=error
+	rm -rf $(VENDOR).tmp && mkdir -p $(VENDOR).tmp/highlight
+	cp $(ASSETS)/node_modules/htmx.org/dist/htmx.min.js $(VENDOR).tmp/
+	cp $(ASSETS)/node_modules/htmx-ext-sse/dist/sse.min.js $(VENDOR).tmp/htmx-ext-sse.js
+	cp $(ASSETS)/node_modules/markdown-it/dist/markdown-it.min.js $(VENDOR).tmp/
+	cp $(ASSETS)/node_modules/dompurify/dist/purify.min.js $(VENDOR).tmp/
+	cp $(ASSETS)/node_modules/@highlightjs/cdn-assets/highlight.min.js \
+	   $(ASSETS)/node_modules/@highlightjs/cdn-assets/languages/elixir.min.js \
+	   $(ASSETS)/node_modules/@highlightjs/cdn-assets/styles/github.min.css $(VENDOR).tmp/highlight/
+	rm -rf $(VENDOR) && mv $(VENDOR).tmp $(VENDOR) && touch $@
+
 compile: apt
 	cd elixir && mix compile
 
@@ -61,6 +82,7 @@ proto: $(STAMPS)/venv
 	$(PY) scripts/make_golden_vectors.py
 
 run: setup
+	@echo "devstral-elixir: open http://$${HTTP_HOST:-127.0.0.1}:$${HTTP_PORT:-4000}/ (the assistant; /jobs, /datasets, /adapters)"
 	cd elixir && exec mix run --no-halt
 
 test-python: setup
@@ -89,4 +111,4 @@ bench: setup
 	@for b in bench/*.py; do case $$b in bench/results.py|bench/sse_client.py) continue;; esac; echo "== $$b" >&2; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf elixir/_build $(STAMPS)
+	rm -rf elixir/_build $(STAMPS) $(VENDOR) $(ASSETS)/node_modules

@@ -33,6 +33,8 @@ defmodule DevstralElixir.Application do
     [{DevstralElixir.Jobs.AdminToken, data_dir: config.data_dir}] ++
       job_services(config, worker: true) ++
       [
+        DevstralElixir.Web.UI.Sessions,
+        DevstralElixir.Web.UI.JobHistory,
         {DevstralElixir.Web.Server,
          host: config.http_host,
          port: config.http_port,

@@ -31,7 +31,7 @@ defmodule DevstralElixir.Worker do
   use GenServer
   require Logger
 
-  alias DevstralElixir.Proto.{HealthRequest, HealthResponse, PortFrame}
+  alias DevstralElixir.Proto.{GenerateResponse, HealthRequest, HealthResponse, PortFrame}
   alias DevstralElixir.Proto.Worker.Service
   alias DevstralElixir.Worker.{Error, Status}
 
@@ -53,7 +53,8 @@ defmodule DevstralElixir.Worker do
           status: status(),
           model: struct() | nil,
           os_pid: non_neg_integer() | nil,
-          failure: String.t() | nil
+          failure: String.t() | nil,
+          generations_in_flight: non_neg_integer()
         }
   @type call_ref :: {pid(), pos_integer()}
   @type event :: {:item, struct()} | :end | {:error, Error.t()}
@@ -123,7 +124,8 @@ defmodule DevstralElixir.Worker do
   def info_or_down(server) do
     info(server)
   catch
-    :exit, _ -> %{status: :down, model: nil, os_pid: nil, failure: nil}
+    :exit, _ ->
+      %{status: :down, model: nil, os_pid: nil, failure: nil, generations_in_flight: 0}
   end
 
   @doc """
@@ -295,7 +297,11 @@ defmodule DevstralElixir.Worker do
       status: state.status,
       model: state.model,
       os_pid: state.os_pid,
-      failure: state.failure
+      failure: state.failure,
+      # Generate calls open on the worker: a finished or cancelled one is
+      # gone from here once its end (or the CANCEL frame) went through.
+      generations_in_flight:
+        Enum.count(state.calls, fn {_id, call} -> call.module == GenerateResponse end)
     }
 
     {:reply, info, state}

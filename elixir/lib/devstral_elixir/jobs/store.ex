@@ -232,7 +232,13 @@ defmodule DevstralElixir.Jobs.Store do
     end
   end
 
-  defp ensure_table(name, opts) do
+  @doc """
+  Creates a `disc_copies` table on this node unless it exists (`opts` as
+  `:mnesia.create_table/2` takes them). Other Mnesia stores of the host (the
+  web UI's conversations) create their tables with it once `setup/2` ran.
+  """
+  @spec ensure_table(atom(), keyword()) :: :ok | {:error, String.t()}
+  def ensure_table(name, opts) do
     case :mnesia.create_table(name, [disc_copies: [node()]] ++ opts) do
       {:atomic, :ok} -> :ok
       {:aborted, {:already_exists, ^name}} -> :ok

@@ -71,35 +71,62 @@ defmodule DevstralElixir.Web.AdaptersApi do
   end
 
   defp index(context) do
+    case listing(context) do
+      {:ok, listing} -> Json.respond(200, listing)
+      {:error, response} -> response
+    end
+  end
+
+  @doc """
+  The registry as `GET /api/adapters` serves it (the web UI's adapters page
+  shows the same), or the error response.
+  """
+  @spec listing(map()) :: {:ok, map()} | {:error, Request.response()}
+  def listing(context) do
     case Worker.call(context.worker, "ListAdapters", %ListAdaptersRequest{}, 60_000) do
       {:ok, listing} ->
         served = served(context)
 
-        Json.respond(200, %{
-          "adapters" => Enum.map(listing.adapters, &adapter_json(&1, served)),
-          "active" => listing.active,
-          "previous" => listing.previous,
-          "base_model" => listing.base_model
-        })
+        {:ok,
+         %{
+           "adapters" => Enum.map(listing.adapters, &adapter_json(&1, served)),
+           "active" => listing.active,
+           "previous" => listing.previous,
+           "base_model" => listing.base_model
+         }}
 
       {:error, error} ->
-        worker_error(error)
+        {:error, worker_error(error)}
     end
+  catch
+    :exit, {reason, {GenServer, :call, _}} when reason in [:noproc, :shutdown, :normal] ->
+      {:error, Json.error(503, "the model worker is not running", code: "worker_unavailable")}
   end
 
   defp activate(request, context) do
-    with {:ok, name} <- adapter_field(request.body) do
-      context.worker
-      |> Worker.call(
-        "ActivateAdapter",
-        %ActivateAdapterRequest{adapter: name},
-        @activate_timeout_ms
-      )
-      |> activation()
-    end
+    with {:ok, name} <- adapter_field(request.body), do: activate_adapter(context, name)
   end
 
-  defp rollback(context) do
+  defp rollback(context), do: rollback_adapter(context)
+
+  @doc """
+  Activates an adapter by name or model id (`""`: the base model), as
+  `POST /api/adapters/activate` does once its caller is known to be admin.
+  """
+  @spec activate_adapter(map(), String.t()) :: Request.response()
+  def activate_adapter(context, name) when is_binary(name) do
+    context.worker
+    |> Worker.call(
+      "ActivateAdapter",
+      %ActivateAdapterRequest{adapter: name},
+      @activate_timeout_ms
+    )
+    |> activation()
+  end
+
+  @doc "Makes the previous adapter active again, as `POST /api/adapters/rollback` does."
+  @spec rollback_adapter(map()) :: Request.response()
+  def rollback_adapter(context) do
     context.worker
     |> Worker.call("RollbackAdapter", %RollbackAdapterRequest{}, @activate_timeout_ms)
     |> activation()

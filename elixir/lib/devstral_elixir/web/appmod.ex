@@ -72,7 +72,8 @@ defmodule DevstralElixir.Web.Appmod do
       {"authorization", yaws_headers(h, :authorization)},
       {"content-type", yaws_headers(h, :content_type)},
       {"accept", yaws_headers(h, :accept)},
-      {"host", yaws_headers(h, :host)}
+      {"host", yaws_headers(h, :host)},
+      {"cookie", cookie(yaws_headers(h, :cookie))}
     ]
 
     others =
@@ -84,6 +85,11 @@ defmodule DevstralElixir.Web.Appmod do
       {name, header_value(value)}
     end
   end
+
+  # yaws keeps each Cookie header apart.
+  defp cookie([]), do: nil
+  defp cookie(values) when is_list(values), do: Enum.map_join(values, "; ", &to_string/1)
+  defp cookie(_), do: nil
 
   # yaws keeps the Authorization header parsed as {User, Pass, Raw}.
   defp header_value({_user, _pass, raw}), do: to_string(raw)

@@ -1,7 +1,8 @@
 defmodule DevstralElixir.Web.Health do
   @moduledoc """
   `GET /health`: the host status, the worker status (`starting`, `ready`,
-  `failed` with the reason in `error`, or `down`) and the loaded model. Answers 200 while the host runs, whatever the
+  `failed` with the reason in `error`, or `down`, and
+  `generations_in_flight`: the Generate calls open on it) and the loaded model. Answers 200 while the host runs, whatever the
   worker's state, so probes can tell the two apart.
   """
 
@@ -24,7 +25,8 @@ defmodule DevstralElixir.Web.Health do
       "worker" => %{
         "status" => Atom.to_string(worker.status),
         "os_pid" => worker.os_pid,
-        "error" => worker.failure
+        "error" => worker.failure,
+        "generations_in_flight" => worker.generations_in_flight
       },
       "model" => model(worker.model)
     })

@@ -12,6 +12,9 @@ defmodule DevstralElixir.Web.Router do
       (activation and rollback need the admin token)
     * `/api/rag/*` - the RAG memory, `DevstralElixir.Web.RagApi` (reads need
       what `/v1` needs, writes the admin token)
+    * `/`, `/jobs`, `/datasets`, `/adapters`, `/login`, `/ui/*`, `/static/*` -
+      the web UI, `DevstralElixir.Web.UI.Router` (a UI login also opens
+      `/v1`, with the CSRF header on POSTs, so the assistant page can stream)
 
   Every handler returns `{status, headers, body}` or, for a streamed body,
   `{:stream, status, headers, producer}` (see `DevstralElixir.Web.Appmod`).
@@ -25,7 +28,8 @@ defmodule DevstralElixir.Web.Router do
     Json,
     OpenAI,
     RagApi,
-    Request
+    Request,
+    UI
   }
 
   @type context :: %{worker: GenServer.server(), api_token: String.t() | nil}
@@ -38,7 +42,7 @@ defmodule DevstralElixir.Web.Router do
   def route(%Request{method: "GET", path: ["health"]}, context), do: Health.show(context)
 
   def route(%Request{path: ["v1" | rest]} = request, context) do
-    if authorized?(request, context.api_token) do
+    if authorized?(request, context.api_token) or UI.Auth.api_session?(request) do
       route_v1(request.method, rest, request, context)
     else
       Json.error(401, "missing or wrong bearer token", code: "invalid_api_key")
@@ -53,7 +57,11 @@ defmodule DevstralElixir.Web.Router do
   def route(%Request{path: ["api", "rag" | _]} = request, context),
     do: RagApi.handle(request, context)
 
-  def route(%Request{method: method, path: path}, _context) do
+  def route(%Request{path: path} = request, context) do
+    if UI.Router.handles?(path), do: UI.Router.route(request, context), else: not_found(request)
+  end
+
+  defp not_found(%Request{method: method, path: path}) do
     Json.error(404, "no route for #{method} /#{Enum.join(path, "/")}", code: "not_found")
   end
 
