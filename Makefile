@@ -17,7 +17,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # takes CPU from the Python worker generating tokens beside it.
 export ERL_FLAGS ?= +sbwt none +sbwtdcpu none +sbwtdio none
 
-APT_PACKAGES := elixir erlang-dev erlang-yaws erlang-jiffy erlang-src chromium
+APT_PACKAGES := elixir erlang-dev erlang-yaws erlang-jiffy erlang-src chromium bubblewrap
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help run test setup apt venv model compile proto lint bench test-python test-elixir test-e2e clean
