@@ -81,7 +81,8 @@ defmodule DevstralElixir.Application do
       scrape: DevstralElixir.Scrape.Runner,
       build_dataset: DevstralElixir.Dataset.BuildRunner,
       curriculum: DevstralElixir.Curriculum.Runner,
-      train_stage: DevstralElixir.Curriculum.StageRunner
+      train_stage: DevstralElixir.Curriculum.StageRunner,
+      evaluate: DevstralElixir.Evaluation.Runner
     }
   end
 
