@@ -15,6 +15,7 @@ comparable with the eval losses in a stage's metrics.json.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -72,6 +73,7 @@ class EvalJob:
     fim_datasets: list[str] = field(default_factory=list)
     max_fim_examples: int = 0  # 0 = fim_eval.DEFAULT_FIM_EXAMPLES
     context_length: int = 0
+    metrics_path: str = ""  # a stage's metrics.json to add the results to
 
 
 def validate_eval(job: EvalJob, benchmarks: list[str] | None = None) -> EvalJob:
@@ -113,6 +115,8 @@ def validate_eval(job: EvalJob, benchmarks: list[str] | None = None) -> EvalJob:
                 raise InvalidRequest(f"{name}[{i}]: {path} does not exist")
     if job.output_path and Path(job.output_path).is_dir():
         raise InvalidRequest(f"output_path: {job.output_path} is a directory; give a file path")
+    if job.metrics_path and Path(job.metrics_path).is_dir():
+        raise InvalidRequest(f"metrics_path: {job.metrics_path} is a directory; give the stage's metrics.json")
     if job.output_dir and Path(job.output_dir).exists() and not Path(job.output_dir).is_dir():
         raise InvalidRequest(f"output_dir: {job.output_dir} is a file; give a directory")
     max_len = job.max_seq_length or min(DEFAULT_MAX_LEN, context or DEFAULT_MAX_LEN)
@@ -335,6 +339,8 @@ def run_evaluation(job: EvalJob, emit: Emit, cancel: threading.Event) -> str:
             artifact = str(Path(job.output_dir) / "summary.json")
             checkpoints.write_json_atomic(Path(artifact), summary)
         finite_metrics = {k: v for k, v in metrics.items() if math.isfinite(v)}
+        if job.metrics_path:
+            _add_to_metrics_json(Path(job.metrics_path), finite_metrics, artifact)
         emit(Event(COMPLETED, "eval", _headline(metrics), elapsed_ms=run.ms(), metrics=finite_metrics,
                    artifact_path=artifact))  # fmt: skip
         return COMPLETED
@@ -350,6 +356,18 @@ def run_evaluation(job: EvalJob, emit: Emit, cancel: threading.Event) -> str:
         prefix = "out of memory: lower batch size or sequence length" if is_oom(exc) else type(exc).__name__
         emit(Event(FAILED, "eval", f"{prefix}: {exc}", elapsed_ms=run.ms()))
         return FAILED
+
+
+def _add_to_metrics_json(path: Path, metrics: dict[str, float], summary_path: str) -> None:
+    """Add this evaluation's numbers to a stage's metrics.json, under "evaluation"."""
+    try:
+        current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"metrics_path: {path} is not JSON ({exc.msg})") from None
+    if not isinstance(current, dict):
+        raise InvalidRequest(f"metrics_path: {path} does not hold a JSON object")
+    current["evaluation"] = {**metrics, "summary": summary_path or None}
+    checkpoints.write_json_atomic(path, current)
 
 
 def _headline(metrics: dict[str, float]) -> str:

@@ -24,10 +24,12 @@ def events(req: worker_pb2.EvaluateRequest) -> list[worker_pb2.JobEvent]:
 
 def test_reference_completions_score_1_without_a_model(tmp_path: Path) -> None:
     out = tmp_path / "out"
+    stage_metrics = tmp_path / "metrics.json"
+    stage_metrics.write_text('{"eval_loss": 1.5}')
     got = events(
         worker_pb2.EvaluateRequest(
             job_id="ref", benchmarks=["humaneval-elixir"], completions_path=str(REFERENCE),
-            max_problems=3, output_dir=str(out), max_workers=2,
+            max_problems=3, output_dir=str(out), max_workers=2, metrics_path=str(stage_metrics),
         )
     )  # fmt: skip
     done = got[-1]
@@ -48,6 +50,11 @@ def test_reference_completions_score_1_without_a_model(tmp_path: Path) -> None:
     assert [r["status"] for r in rows] == ["passed"] * 3
     assert {"problem", "sample", "completion", "exit_code", "duration_s", "stdout_tail", "stderr_tail"} <= set(rows[0])
     assert not list(out.glob(".*"))  # no temporary files left
+    # A stage's metrics.json keeps what it had and gains the evaluation.
+    merged = json.loads(stage_metrics.read_text())
+    assert merged["eval_loss"] == 1.5
+    assert merged["evaluation"]["pass_at_1"] == 1.0
+    assert merged["evaluation"]["summary"] == str(out / "summary.json")
 
 
 def test_several_samples_give_pass_at_10(tmp_path: Path) -> None:

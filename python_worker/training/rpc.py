@@ -164,6 +164,7 @@ def evaluate_events(req: worker_pb2.EvaluateRequest, cancel: threading.Event) ->
             output_dir=req.output_dir,
             fim_datasets=list(req.fim_datasets),
             max_fim_examples=req.max_fim_examples,
+            metrics_path=req.metrics_path,
         ),
         list(req.benchmarks),
     )

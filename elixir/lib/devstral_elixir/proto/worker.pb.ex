@@ -1994,7 +1994,8 @@ defmodule DevstralElixir.Proto.EvaluateRequest do
             max_workers: 0,
             fim_datasets: [],
             output_dir: "",
-            max_fim_examples: 0
+            max_fim_examples: 0,
+            metrics_path: ""
 
   @type t :: %__MODULE__{
           job_id: String.t(),
@@ -2028,7 +2029,10 @@ defmodule DevstralElixir.Proto.EvaluateRequest do
           # Directory for results.jsonl and summary.json (written atomically).
           output_dir: String.t(),
           # FIM rows scored per dataset, from its start: 0 = 200.
-          max_fim_examples: integer()
+          max_fim_examples: integer(),
+          # A curriculum stage's metrics.json: the worker (its only writer) adds this
+          # evaluation's numbers under the key "evaluation" (written atomically).
+          metrics_path: String.t()
         }
 
   @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.EvaluateRequest", [
@@ -2052,7 +2056,8 @@ defmodule DevstralElixir.Proto.EvaluateRequest do
             %{number: 13, name: :max_workers, type: :int32, kind: :scalar},
             %{number: 14, name: :fim_datasets, type: :string, kind: :repeated},
             %{number: 15, name: :output_dir, type: :string, kind: :scalar},
-            %{number: 16, name: :max_fim_examples, type: :int32, kind: :scalar}
+            %{number: 16, name: :max_fim_examples, type: :int32, kind: :scalar},
+            %{number: 17, name: :metrics_path, type: :string, kind: :scalar}
           ])
 
   @doc "Encodes the message as protobuf bytes."
