@@ -34,9 +34,21 @@ defmodule DevstralElixir.Evaluation.Request do
   """
   @spec build!(map(), Config.t(), String.t(), Path.t()) :: EvaluateRequest.t()
   def build!(args, %Config{} = config, job_id, out) do
+    {model, adapter} = model!(args["model"], args["completions"], config)
+    execution!(args, model: model, adapter: adapter, job_id: job_id, out: out)
+  end
+
+  @doc """
+  The request for `args` (string keys, as in the moduledoc; `"model"` is not
+  read) with the model already resolved. Options: `:model`, `:adapter`,
+  `:job_id`, `:out` (required) and `:metrics_path` (a curriculum stage's
+  metrics.json for the worker to add the results to).
+  """
+  @spec execution!(map(), keyword()) :: EvaluateRequest.t()
+  def execution!(args, opts) do
+    opts = Keyword.validate!(opts, [:model, :job_id, :out, adapter: "", metrics_path: ""])
     problems = problems!(args["problems"])
     samples = non_negative!(args, "samples")
-    {model, adapter} = model!(args["model"], args["completions"], config)
 
     temperature =
       case args["temperature"] do
@@ -52,9 +64,9 @@ defmodule DevstralElixir.Evaluation.Request do
       do: raise(ArgumentError, "completions file #{completions} does not exist")
 
     %EvaluateRequest{
-      job_id: job_id,
-      model: model,
-      adapter: adapter,
+      job_id: opts[:job_id],
+      model: opts[:model],
+      adapter: opts[:adapter] || "",
       benchmarks: [problems],
       completions_path: completions || "",
       samples_per_problem: samples,
@@ -65,7 +77,8 @@ defmodule DevstralElixir.Evaluation.Request do
       },
       timeout_s: (args["timeout"] || 0) / 1,
       max_workers: non_negative!(args, "workers"),
-      output_dir: Path.expand(out)
+      output_dir: Path.expand(opts[:out]),
+      metrics_path: opts[:metrics_path]
     }
   end
 
