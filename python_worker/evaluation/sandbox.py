@@ -5,9 +5,10 @@ Each run is its own OS process in its own session (process group), with:
 * a wall-clock limit (5 s by default): the whole group is SIGKILLed, and with
   bubblewrap the program's PID namespace dies with it;
 * rlimits set by `prlimit` before exec: CPU seconds, address space, file size,
-  process count (RLIMIT_NPROC counts per user, so as root each parallel slot
-  runs under its own unused uid, 61000 + slot, and the slot's leftovers are
-  swept by uid after the run);
+  process count (RLIMIT_NPROC counts per user, so as root each run gets its
+  own unused uid from 61000-61999, leased with a lock file so that no two
+  runs share one, even across processes, and whatever is left under it is
+  swept after the run);
 * a fresh, size-capped working directory (a tmpfs at /box under bubblewrap)
   that disappears with the run; the host temp dir holding the program file is
   deleted afterwards;
@@ -28,13 +29,14 @@ root) is listed in `Sandbox.report()['unavailable']`, never silently dropped.
 
 from __future__ import annotations
 
+import fcntl
 import os
-import queue
 import selectors
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -43,7 +45,8 @@ from pathlib import Path
 # One scheduler, one dirty CPU/IO scheduler, one async thread, a 128 MiB
 # literal super carrier (default 1 GiB), no busy-waiting, no crash dumps.
 BEAM_FLAGS = "+MIscs 128 +S 1:1 +SDcpu 1:1 +SDio 1 +A 1 +sbwt none +sbwtdcpu none +sbwtdio none"
-SLOT_UID_BASE = 61000
+SANDBOX_UIDS = range(61000, 62000)
+_LEASES = Path(tempfile.gettempdir()) / "devstral-sandbox-uids"
 BOX = "/box"
 PROGRAM = "main.exs"
 
@@ -56,7 +59,7 @@ class Limits:
     cpu_s: int = 10
     memory_mb: int = 1024  # address space (the BEAM needs ~384 MiB to start)
     file_size_mb: int = 16
-    processes: int = 64  # OS processes + threads of the slot's uid
+    processes: int = 64  # OS processes + threads of the run's uid
     workdir_mb: int = 64  # tmpfs size of the working dir and of /tmp
     tail_bytes: int = 4096  # kept of stdout and of stderr each
     max_output_bytes: int = 8 << 20  # more than this (both streams) kills the run
@@ -94,16 +97,22 @@ def _bwrap_works() -> str:
     exe = shutil.which("bwrap")
     if exe is None:
         return "bubblewrap (bwrap) is not installed"
+    lease = _UidLease() if os.geteuid() == 0 else None
     try:
+        if lease:
+            lease.acquire()
         proc = subprocess.run(
             [exe, *_bwrap_mounts(), "--unshare-all", "--die-with-parent", "true"],
             check=False,
             capture_output=True,
             timeout=10,
-            **_as_user(SLOT_UID_BASE if os.geteuid() == 0 else None),
+            **_as_user(lease.uid if lease else None),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bubblewrap failed to start: {exc}"
+    finally:
+        if lease:
+            lease.release()
     if proc.returncode != 0:
         return f"bubblewrap cannot create namespaces here: {proc.stderr.decode(errors='replace').strip()}"
     return ""
@@ -118,6 +127,32 @@ def _bwrap_mounts() -> list[str]:
         elif path.is_dir():
             args += ["--ro-bind", str(path), f"/{name}"]
     return args + ["--dev", "/dev", "--proc", "/proc"]
+
+
+class _UidLease:
+    """An unused uid for one run, held (by an flock on its lock file) until release()."""
+
+    def __init__(self) -> None:
+        self.uid = -1
+        self._fd = -1
+
+    def acquire(self) -> int:
+        _LEASES.mkdir(mode=0o700, exist_ok=True)
+        for uid in SANDBOX_UIDS:
+            fd = os.open(_LEASES / f"{uid}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.uid, self._fd = uid, fd
+            return uid
+        raise RuntimeError(f"every sandbox uid ({SANDBOX_UIDS.start}-{SANDBOX_UIDS.stop - 1}) is in use")
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def _as_user(uid: int | None) -> dict:
@@ -140,9 +175,7 @@ class Sandbox:
         self.root = os.geteuid() == 0
         self.bwrap_problem = _bwrap_works()
         self.use_bwrap = not self.bwrap_problem
-        self._slots: queue.Queue[int] = queue.Queue()
-        for slot in range(max(1, self.slots)):
-            self._slots.put(slot)
+        self._slots = threading.BoundedSemaphore(max(1, self.slots))
 
     def report(self) -> dict:
         """The limits applied on this machine and those that are not, with why."""
@@ -159,7 +192,7 @@ class Sandbox:
         ]
         unavailable = []
         if self.root:
-            applied.append(f"processes {lim.processes} per run (RLIMIT_NPROC, own uid per slot)")
+            applied.append(f"processes {lim.processes} per run (RLIMIT_NPROC, an own uid per run)")
         else:
             unavailable.append(
                 "process count: RLIMIT_NPROC counts per user and the worker is not root, so runs cannot get their own uid"
@@ -181,11 +214,13 @@ class Sandbox:
 
     def run(self, program: str, stdin: str = "") -> RunResult:
         """Run `program` as `elixir main.exs`; blocks until it ends or is killed."""
-        slot = self._slots.get()
-        try:
-            return self._run(program, stdin, slot)
-        finally:
-            self._slots.put(slot)
+        with self._slots:
+            lease = _UidLease() if self.root else None
+            try:
+                return self._run(program, stdin, lease.acquire() if lease else None)
+            finally:
+                if lease:
+                    lease.release()
 
     def _env(self, home: str) -> dict[str, str]:
         return {
@@ -213,8 +248,7 @@ class Sandbox:
             args.append(f"--nproc={lim.processes}")
         return [*args, "--"]
 
-    def _run(self, program: str, stdin: str, slot: int) -> RunResult:
-        uid = SLOT_UID_BASE + slot if self.root else None
+    def _run(self, program: str, stdin: str, uid: int | None) -> RunResult:
         host_dir = tempfile.mkdtemp(prefix="eval-box-")
         try:
             path = Path(host_dir) / PROGRAM
@@ -322,7 +356,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def _sweep(uid: int, wait_s: float = 2.0) -> None:
-    """SIGKILL every process left under a slot's uid (only sandboxed runs use it),
+    """SIGKILL every process left under a run's uid (only that run used it),
     and wait (up to `wait_s`) until none is left but zombies."""
     deadline = time.monotonic() + wait_s
     while True:

@@ -17,7 +17,7 @@ import pytest
 from python_worker.evaluation import execute, problems
 from python_worker.evaluation import sandbox as sandbox_mod
 from python_worker.evaluation.problems import Problem
-from python_worker.evaluation.sandbox import SLOT_UID_BASE, Limits, Sandbox
+from python_worker.evaluation.sandbox import SANDBOX_UIDS, Limits, Sandbox
 
 REFERENCE = problems.REPO / "evals" / "reference" / "humaneval-elixir.jsonl"
 SECRET = "s3cret-devstral-eval-value"
@@ -116,7 +116,7 @@ def test_hostile_programs_are_contained(sandbox: Sandbox, tmp_path: Path, monkey
     assert secret.status == execute.FAILED and SECRET not in secret.stdout_tail
     assert "HOME" in secret.stdout_tail  # the env was really printed
     # Nothing is left running under a sandbox uid.
-    for uid in (SLOT_UID_BASE, SLOT_UID_BASE + 1):
+    for uid in SANDBOX_UIDS[:4]:
         assert [pid for pid in sandbox_mod._pids_of(uid) if not sandbox_mod._zombie(pid)] == []
 
 
@@ -141,3 +141,17 @@ def test_report_lists_applied_and_unavailable_limits(sandbox: Sandbox) -> None:
     network = [line for line in report["applied"] + report["unavailable"] if "network" in line]
     assert network, "the network limit is either applied or reported unavailable"
     assert report["limits"]["timeout_s"] == 5.0
+
+
+def test_uid_leases_are_never_shared() -> None:
+    first, second = sandbox_mod._UidLease(), sandbox_mod._UidLease()
+    try:
+        a, b = first.acquire(), second.acquire()
+        assert a != b and {a, b} <= set(SANDBOX_UIDS)
+        first.release()
+        third = sandbox_mod._UidLease()
+        assert third.acquire() == a  # freed, so the lowest free uid again
+        third.release()
+    finally:
+        first.release()
+        second.release()
