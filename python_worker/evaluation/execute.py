@@ -11,7 +11,9 @@ lines of ours around it:
   variable, before any problem code runs (it is in no file, no environment
   variable and no argument, so the program cannot print it by accident);
 * after the completion, `NONCE compiled` is printed: the problem's module
-  parsed and compiled (the compile rate counts these);
+  parsed and compiled (the compile rate counts these); then ExUnit starts
+  without autorun, so the tests' own `ExUnit.start()` adds no second run at
+  exit (and test files that never start ExUnit work too);
 * after the tests, `ExUnit.run()` runs them and `NONCE result TOTAL FAILURES`
   is printed, then the VM halts with 0 only when there were no failures.
 
@@ -36,7 +38,7 @@ STATUSES = (PASSED, FAILED, TIMEOUT, COMPILE_ERROR, KILLED)
 
 _VAR = "devstral_eval_nonce"
 _PRELUDE = f'{_VAR} = String.trim(IO.read(:stdio, :line) || "")\n'
-_COMPILED = f'IO.puts("\\n#{{{_VAR}}} compiled")\n'
+_COMPILED = f'IO.puts("\\n#{{{_VAR}}} compiled")\nExUnit.start(autorun: false)\n'
 _TRAILER = (
     f"\n{_VAR}_result = ExUnit.run()\n"
     f'IO.puts("\\n#{{{_VAR}}} result #{{{_VAR}_result.total}} #{{{_VAR}_result.failures}}")\n'
