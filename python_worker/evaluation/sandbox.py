@@ -97,17 +97,17 @@ def _bwrap_works() -> str:
     exe = shutil.which("bwrap")
     if exe is None:
         return "bubblewrap (bwrap) is not installed"
-    lease = _UidLease() if os.geteuid() == 0 else None
+    lease = _UidLease() if os.geteuid() == 0 and shutil.which("setpriv") else None
     try:
         if lease:
             lease.acquire()
         proc = subprocess.run(
-            [exe, *_bwrap_mounts(), "--unshare-all", "--die-with-parent", "true"],
+            [*_as_user(lease.uid if lease else None), exe, *_bwrap_mounts(), "--unshare-all",
+             "--die-with-parent", "true"],
             check=False,
             capture_output=True,
             timeout=10,
-            **_as_user(lease.uid if lease else None),
-        )
+        )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bubblewrap failed to start: {exc}"
     finally:
@@ -155,9 +155,16 @@ class _UidLease:
             self._fd = -1
 
 
-def _as_user(uid: int | None) -> dict:
-    """Popen arguments that run the child as `uid` (no supplementary groups)."""
-    return {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
+def _as_user(uid: int | None) -> list[str]:
+    """A `setpriv` prefix that runs the command as `uid` (no supplementary groups).
+
+    A command prefix rather than Popen(user=...): with a uid to set, Python
+    must fork() the whole worker (and run every fork handler, such as gRPC's)
+    instead of using vfork.
+    """
+    if uid is None:
+        return []
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
 
 
 @dataclass
@@ -172,7 +179,10 @@ class Sandbox:
         self.elixir = self.elixir or shutil.which("elixir") or ""
         if not self.elixir:
             raise RuntimeError("elixir is not on PATH: the sandbox runs programs with `elixir main.exs`")
-        self.root = os.geteuid() == 0
+        if shutil.which("prlimit") is None:
+            raise RuntimeError("prlimit (util-linux) is not on PATH: the sandbox sets its rlimits with it")
+        # Own uids per run need root and setpriv (util-linux).
+        self.root = os.geteuid() == 0 and shutil.which("setpriv") is not None
         self.bwrap_problem = _bwrap_works()
         self.use_bwrap = not self.bwrap_problem
         self._slots = threading.BoundedSemaphore(max(1, self.slots))
@@ -234,7 +244,7 @@ class Sandbox:
         }
 
     def _rlimits(self, uid: int | None) -> list[str]:
-        """`prlimit` in front of the command: no preexec_fn, which is unsafe with threads."""
+        """`prlimit` in front of the command (after setpriv): no preexec_fn, which is unsafe with threads."""
         lim = self.limits
         mib = 1 << 20
         args = [
@@ -270,13 +280,13 @@ class Sandbox:
             else:
                 argv = [self.elixir, PROGRAM]
                 env, cwd = self._env(host_dir), host_dir
-            return self._execute(self._rlimits(uid) + argv, env, cwd, stdin, uid)
+            return self._execute(_as_user(uid) + self._rlimits(uid) + argv, env, cwd, stdin)
         finally:
             if uid is not None:
                 _sweep(uid)
             shutil.rmtree(host_dir, ignore_errors=True)
 
-    def _execute(self, argv: list[str], env: dict, cwd: str, stdin: str, uid: int | None) -> RunResult:
+    def _execute(self, argv: list[str], env: dict, cwd: str, stdin: str) -> RunResult:
         lim = self.limits
         started = time.monotonic()
         proc = subprocess.Popen(
@@ -287,7 +297,6 @@ class Sandbox:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            **_as_user(uid),
         )
         tails = {proc.stdout: _Tail(lim.tail_bytes), proc.stderr: _Tail(lim.tail_bytes)}
         killed, total = "", 0
