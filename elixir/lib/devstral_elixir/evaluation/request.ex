@@ -5,8 +5,11 @@ defmodule DevstralElixir.Evaluation.Request do
   Args (JSON, as `mix evaluate` enqueues them): `"problems"` (a shipped set's
   name, `humaneval-elixir` or `mbpp-elixir`, or a JSONL file), and optionally
   `"model"`, `"samples"`, `"temperature"`, `"max_tokens"`, `"completions"`,
-  `"limit"`, `"out"`, `"timeout"` (seconds per program) and `"workers"`
-  (programs at once).
+  `"limit"`, `"out"`, `"timeout"` (seconds per program), `"workers"`
+  (programs at once), `"loss_datasets"` (JSONL files for eval loss and
+  perplexity), `"fim_datasets"` (held-out FIM JSONL for exact match and edit
+  similarity) and `"fim_limit"` (FIM rows per file). `"problems"` may be left
+  out when loss or FIM datasets are given.
 
   `"model"` is resolved on the host: the served model's id (`tiny-elixir`) or
   `MODEL` itself is the host's model; `BASE:RUN/stageN` is the host's model
@@ -34,7 +37,9 @@ defmodule DevstralElixir.Evaluation.Request do
   """
   @spec build!(map(), Config.t(), String.t(), Path.t()) :: EvaluateRequest.t()
   def build!(args, %Config{} = config, job_id, out) do
-    {model, adapter} = model!(args["model"], args["completions"], config)
+    datasets? = List.wrap(args["loss_datasets"]) ++ List.wrap(args["fim_datasets"]) != []
+    completions_only = if datasets?, do: nil, else: args["completions"]
+    {model, adapter} = model!(args["model"], completions_only, config)
     execution!(args, model: model, adapter: adapter, job_id: job_id, out: out)
   end
 
@@ -47,7 +52,14 @@ defmodule DevstralElixir.Evaluation.Request do
   @spec execution!(map(), keyword()) :: EvaluateRequest.t()
   def execution!(args, opts) do
     opts = Keyword.validate!(opts, [:model, :job_id, :out, adapter: "", metrics_path: ""])
-    problems = problems!(args["problems"])
+    loss = files!(args, "loss_datasets")
+    fim = files!(args, "fim_datasets")
+
+    problems =
+      if args["problems"] == nil and loss ++ fim != [],
+        do: nil,
+        else: problems!(args["problems"])
+
     samples = non_negative!(args, "samples")
 
     temperature =
@@ -67,7 +79,10 @@ defmodule DevstralElixir.Evaluation.Request do
       job_id: opts[:job_id],
       model: opts[:model],
       adapter: opts[:adapter] || "",
-      benchmarks: [problems],
+      benchmarks: List.wrap(problems),
+      loss_datasets: loss,
+      fim_datasets: fim,
+      max_fim_examples: non_negative!(args, "fim_limit"),
       completions_path: completions || "",
       samples_per_problem: samples,
       max_problems: non_negative!(args, "limit"),
@@ -146,6 +161,16 @@ defmodule DevstralElixir.Evaluation.Request do
         else: raise(ArgumentError, "model: #{inspect(id)} names no adapter (#{dir} has none)")
     else
       _ -> nil
+    end
+  end
+
+  defp files!(args, key) do
+    for path <- List.wrap(args[key]) do
+      full = Path.expand(path)
+
+      if File.regular?(full),
+        do: full,
+        else: raise(ArgumentError, "#{key}: #{full} does not exist")
     end
   end
 

@@ -5,7 +5,8 @@ defmodule DevstralElixir.Evaluation.Runner do
   with its progress published to the job's subscribers.
 
   Output: `OUT/results.jsonl` and `OUT/summary.json`, where OUT is the
-  `"out"` argument or `DATA_DIR/evaluations/SET-jobID`. The job's result is
+  `"out"` argument or `DATA_DIR/evaluations/SET-jobID` (`evaluation-jobID`
+  without a problem set). The job's result is
   `%{"out" => OUT, "summary" => OUT/summary.json, "metrics" => metrics}`. A
   request the worker rejects fails the job at once: no retry can fix it.
   """
@@ -54,7 +55,7 @@ defmodule DevstralElixir.Evaluation.Runner do
   def out_dir(%{"out" => out}, _config, _id) when is_binary(out), do: Path.expand(out)
 
   def out_dir(args, config, id) do
-    set = args["problems"] |> to_string() |> Path.basename() |> Path.rootname()
+    set = if p = args["problems"], do: p |> Path.basename() |> Path.rootname(), else: "evaluation"
     Path.join([config.data_dir, "evaluations", "#{set}-job#{id}"])
   end
 

@@ -8,7 +8,8 @@ defmodule Mix.Tasks.Evaluate do
 
       mix evaluate --problems NAME|FILE [--model ID] [--samples N] [--temperature T]
                    [--max-tokens N] [--completions FILE] [--limit N] [--out DIR]
-                   [--timeout SECONDS] [--workers N] [--json] [--priority 0..9] [--detach]
+                   [--timeout SECONDS] [--workers N] [--loss-dataset FILE]...
+                   [--fim-dataset FILE]... [--fim-limit N] [--json] [--priority 0..9] [--detach]
 
   Flags:
 
@@ -29,6 +30,11 @@ defmodule Mix.Tasks.Evaluate do
       (default `DATA_DIR/evaluations/SET-jobID`)
     * `--timeout SECONDS` - wall clock per program (default 5)
     * `--workers N` - programs run at once (default: the CPU cores)
+    * `--loss-dataset FILE` - also eval loss and perplexity on this JSONL
+      (repeatable; e.g. the held-out `stage1/eval.jsonl` and a general-code set)
+    * `--fim-dataset FILE` - also FIM exact match and edit similarity of the
+      greedy middle on these FIM rows (repeatable; e.g. `stage2/eval.jsonl`'s
+      FIM rows); `--fim-limit N` rows per file (default 200)
     * `--json` - print the summary as one JSON line (`pass_at_1`,
       `pass_at_10` when there are >= 10 samples, `compile_rate`,
       `problems`, `samples`, `excluded`, `out`) instead of a table
@@ -54,6 +60,9 @@ defmodule Mix.Tasks.Evaluate do
     out: :string,
     timeout: :float,
     workers: :integer,
+    loss_dataset: :keep,
+    fim_dataset: :keep,
+    fim_limit: :integer,
     json: :boolean
   ]
 
@@ -69,7 +78,7 @@ defmodule Mix.Tasks.Evaluate do
   end
 
   defp args!(flags) do
-    for flag <- [:samples, :max_tokens, :limit, :workers],
+    for flag <- [:samples, :max_tokens, :limit, :workers, :fim_limit],
         do: CLI.positive!(@task, "--" <> String.replace(to_string(flag), "_", "-"), flags[flag])
 
     if (t = flags[:temperature]) && t < 0,
@@ -78,9 +87,19 @@ defmodule Mix.Tasks.Evaluate do
     if (t = flags[:timeout]) && t <= 0,
       do: Mix.raise("mix #{@task}: --timeout must be > 0, got #{t}")
 
+    loss = flags |> Keyword.get_values(:loss_dataset) |> Enum.map(&Path.expand/1)
+    fim = flags |> Keyword.get_values(:fim_dataset) |> Enum.map(&Path.expand/1)
+
+    for {flag, path} <-
+          Enum.map(loss, &{"--loss-dataset", &1}) ++ Enum.map(fim, &{"--fim-dataset", &1}),
+        not File.regular?(path),
+        do: Mix.raise("mix #{@task}: #{flag} #{path} does not exist")
+
     problems =
       try do
-        Request.problems!(flags[:problems])
+        if flags[:problems] == nil and loss ++ fim != [],
+          do: nil,
+          else: Request.problems!(flags[:problems])
       rescue
         error in ArgumentError -> Mix.raise("mix #{@task}: --#{error.message}")
       end
@@ -98,7 +117,10 @@ defmodule Mix.Tasks.Evaluate do
       limit: flags[:limit],
       out: flags[:out] && Path.expand(flags[:out]),
       timeout: flags[:timeout],
-      workers: flags[:workers]
+      workers: flags[:workers],
+      loss_datasets: if(loss != [], do: loss),
+      fim_datasets: if(fim != [], do: fim),
+      fim_limit: flags[:fim_limit]
     )
     |> Map.new(fn {key, value} -> {Atom.to_string(key), value} end)
   end
@@ -112,6 +134,10 @@ defmodule Mix.Tasks.Evaluate do
         "problems" => int(metrics["problems"]),
         "samples" => int(metrics["samples"]),
         "excluded" => int(metrics["excluded"]),
+        "fim_exact_match" => metrics["fim_exact_match"],
+        "fim_edit_similarity" => metrics["fim_edit_similarity"],
+        "loss" => metrics["loss"],
+        "perplexity" => metrics["perplexity"],
         "out" => out
       }
       |> Map.reject(fn {_k, v} -> is_nil(v) end)
@@ -121,9 +147,11 @@ defmodule Mix.Tasks.Evaluate do
     else
       Mix.shell().info("results in #{out}")
 
-      for key <- ~w(pass_at_1 pass_at_10 compile_rate problems samples excluded),
+      for key <-
+            ~w(pass_at_1 pass_at_10 compile_rate problems samples excluded fim_exact_match
+               fim_edit_similarity loss perplexity),
           Map.has_key?(summary, key) do
-        Mix.shell().info("  #{String.pad_trailing(key, 14)} #{format(summary[key])}")
+        Mix.shell().info("  #{String.pad_trailing(key, 20)} #{format(summary[key])}")
       end
     end
   end

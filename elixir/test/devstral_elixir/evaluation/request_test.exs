@@ -75,10 +75,35 @@ defmodule DevstralElixir.Evaluation.RequestTest do
     assert Runner.validate_args(%{"problems" => "nope"}) |> elem(0) == :error
   end
 
+  test "loss and FIM datasets: with or without a problem set, and they need the model",
+       %{config: config, tmp_dir: dir} do
+    loss = Path.join(dir, "stage1-eval.jsonl")
+    fim = Path.join(dir, "stage2-eval.jsonl")
+    File.write!(loss, "")
+    File.write!(fim, "")
+    args = %{"loss_datasets" => [loss], "fim_datasets" => [fim], "fim_limit" => 50}
+    req = Request.build!(args, config, "j", dir)
+    assert {req.benchmarks, req.loss_datasets, req.fim_datasets} == {[], [loss], [fim]}
+    assert req.max_fim_examples == 50 and req.model == config.model
+
+    # Completions do not make the model unnecessary when there is loss to measure.
+    completions = Path.join(dir, "c.jsonl")
+    File.write!(completions, "")
+    args = Map.merge(args, %{"problems" => "humaneval-elixir", "completions" => completions})
+    assert Request.build!(args, config, "j", dir).model == config.model
+
+    assert_raise ArgumentError, ~r/fim_datasets: .*nope.jsonl does not exist/, fn ->
+      Request.build!(%{"fim_datasets" => ["/nope.jsonl"]}, config, "j", dir)
+    end
+  end
+
   test "results go to --out, else DATA_DIR/evaluations/SET-jobID", %{config: config} do
     assert Runner.out_dir(%{"out" => "/x/y"}, config, 3) == "/x/y"
 
     assert Runner.out_dir(%{"problems" => "/a/b/mine.jsonl"}, config, 3) ==
              Path.join([config.data_dir, "evaluations", "mine-job3"])
+
+    assert Runner.out_dir(%{"loss_datasets" => ["/x"]}, config, 4) ==
+             Path.join([config.data_dir, "evaluations", "evaluation-job4"])
   end
 end
