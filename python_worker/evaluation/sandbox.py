@@ -186,6 +186,24 @@ class Sandbox:
         self.bwrap_problem = _bwrap_works()
         self.use_bwrap = not self.bwrap_problem
         self._slots = threading.BoundedSemaphore(max(1, self.slots))
+        self._self_test()
+
+    def _self_test(self) -> None:
+        """Start `elixir` once under every limit, so a sandbox that cannot run
+        anything (elixir installed outside /usr, a memory limit too small for
+        the BEAM) fails here, loudly, instead of scoring every sample 0."""
+        probe = 'IO.puts("sandbox-self-test-ok")\n'
+        # A generous wall clock: a loaded machine must not look like a broken sandbox.
+        result = self.run(probe, timeout_s=60)
+        if self.use_bwrap and "sandbox-self-test-ok" not in result.stdout:
+            self.bwrap_problem = f"elixir does not start inside bubblewrap: {_last_line(result.stderr)}"
+            self.use_bwrap = False
+            result = self.run(probe, timeout_s=60)
+        if "sandbox-self-test-ok" not in result.stdout or result.exit_code != 0:
+            raise RuntimeError(
+                f"elixir cannot start under the sandbox's limits ({asdict(self.limits)}): "
+                f"exit {result.exit_code} {result.killed}; {_last_line(result.stderr)}"
+            )
 
     def report(self) -> dict:
         """The limits applied on this machine and those that are not, with why."""
@@ -222,12 +240,14 @@ class Sandbox:
         unavailable.append("memory as RSS (cgroups are not writable here); address space is limited instead")
         return {"applied": applied, "unavailable": unavailable, "limits": asdict(lim), "beam_flags": BEAM_FLAGS}
 
-    def run(self, program: str, stdin: str = "") -> RunResult:
-        """Run `program` as `elixir main.exs`; blocks until it ends or is killed."""
+    def run(self, program: str, stdin: str = "", timeout_s: float | None = None) -> RunResult:
+        """Run `program` as `elixir main.exs`; blocks until it ends or is killed.
+        `timeout_s` overrides the limits' wall clock for this run."""
         with self._slots:
             lease = _UidLease() if self.root else None
             try:
-                return self._run(program, stdin, lease.acquire() if lease else None)
+                uid = lease.acquire() if lease else None
+                return self._run(program, stdin, uid, timeout_s or self.limits.timeout_s)
             finally:
                 if lease:
                     lease.release()
@@ -258,7 +278,7 @@ class Sandbox:
             args.append(f"--nproc={lim.processes}")
         return [*args, "--"]
 
-    def _run(self, program: str, stdin: str, uid: int | None) -> RunResult:
+    def _run(self, program: str, stdin: str, uid: int | None, timeout_s: float) -> RunResult:
         host_dir = tempfile.mkdtemp(prefix="eval-box-")
         try:
             path = Path(host_dir) / PROGRAM
@@ -280,13 +300,13 @@ class Sandbox:
             else:
                 argv = [self.elixir, PROGRAM]
                 env, cwd = self._env(host_dir), host_dir
-            return self._execute(_as_user(uid) + self._rlimits(uid) + argv, env, cwd, stdin)
+            return self._execute(_as_user(uid) + self._rlimits(uid) + argv, env, cwd, stdin, timeout_s)
         finally:
             if uid is not None:
                 _sweep(uid)
             shutil.rmtree(host_dir, ignore_errors=True)
 
-    def _execute(self, argv: list[str], env: dict, cwd: str, stdin: str) -> RunResult:
+    def _execute(self, argv: list[str], env: dict, cwd: str, stdin: str, timeout_s: float) -> RunResult:
         lim = self.limits
         started = time.monotonic()
         proc = subprocess.Popen(
@@ -310,7 +330,7 @@ class Sandbox:
             with selectors.DefaultSelector() as sel:
                 for pipe in tails:
                     sel.register(pipe, selectors.EVENT_READ)
-                deadline = started + lim.timeout_s
+                deadline = started + timeout_s
                 while sel.get_map():
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -329,7 +349,7 @@ class Sandbox:
             if killed:
                 _kill_group(proc)
             try:
-                proc.wait(max(0.1, started + lim.timeout_s - time.monotonic()))
+                proc.wait(max(0.1, started + timeout_s - time.monotonic()))
             except subprocess.TimeoutExpired:
                 killed = "timeout"  # closed its output but kept running
                 _kill_group(proc)
@@ -355,6 +375,11 @@ class Sandbox:
             killed=killed,
             output_bytes=total,
         )
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -155,3 +155,8 @@ def test_uid_leases_are_never_shared() -> None:
     finally:
         first.release()
         second.release()
+
+
+def test_limits_the_beam_cannot_start_under_fail_loudly() -> None:
+    with pytest.raises(RuntimeError, match="elixir cannot start under the sandbox's limits"):
+        Sandbox(Limits(memory_mb=64))
