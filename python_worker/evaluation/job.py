@@ -291,9 +291,10 @@ def _execution(run: _Run, metrics: dict[str, float]) -> dict:
         raise InvalidRequest(str(exc)) from None
     run.emit(Event(LOG, "execute", f"{len(problem_set.problems)} problem(s) from {problem_set.path}; "
                    f"{len(problem_set.excluded)} left out as unsolvable"))  # fmt: skip
+    # Before any generation: a sandbox that cannot run elixir fails the job now.
+    sandbox = Sandbox(replace(Limits(), timeout_s=job.timeout_s), slots=job.max_workers)
     if completions is None:
         completions = _generate(run, problem_set)
-    sandbox = Sandbox(replace(Limits(), timeout_s=job.timeout_s), slots=job.max_workers)
     total = sum(len(c) for c in completions.values())
     done = {"n": 0, "passed": 0}
 
