@@ -17,7 +17,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # takes CPU from the Python worker generating tokens beside it.
 export ERL_FLAGS ?= +sbwt none +sbwtdcpu none +sbwtdio none
 
-APT_PACKAGES := elixir erlang-dev erlang-yaws erlang-jiffy erlang-src chromium nodejs
+APT_PACKAGES := elixir erlang-dev erlang-yaws erlang-jiffy erlang-src chromium bubblewrap nodejs
 # nodejs brings npm where it comes from NodeSource; with Debian's own nodejs, add npm.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

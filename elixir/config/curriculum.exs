@@ -30,6 +30,14 @@
   # its general-code eval loss worsens by at most 5%.
   gate: [min_elixir_improvement_pct: 1.0, max_general_regression_pct: 5.0],
 
+  # Execution-based evaluation (what `mix evaluate` measures) of the base model
+  # before stage 1 and of every stage's adapter after training: pass@1 and the
+  # compile rate go to the stage's metrics.json, run.json and RUN/REPORT.md.
+  # Off while `problems` is nil; with e.g. problems: "humaneval-elixir", a gate
+  # may add min_pass_at_1_gain: 0.02 (pass@1 >= base + 0.02) and
+  # min_compile_rate: 0.9.
+  execution_eval: [problems: nil, limit: 40],
+
   # Shared by every stage; a stage's own keys win (nested lists merge).
   defaults: [
     batch_size: 4,

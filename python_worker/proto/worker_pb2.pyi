@@ -544,7 +544,7 @@ class TrainRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., base_model: _Optional[str] = ..., dataset_dir: _Optional[str] = ..., stage: _Optional[int] = ..., output_dir: _Optional[str] = ..., config: _Optional[_Union[TrainConfig, _Mapping]] = ..., resume: _Optional[bool] = ..., init_adapter: _Optional[str] = ..., general_eval_path: _Optional[str] = ..., validate_only: _Optional[bool] = ..., eval_path: _Optional[str] = ...) -> None: ...
 
 class EvaluateRequest(_message.Message):
-    __slots__ = ("job_id", "model", "adapter", "loss_datasets", "benchmarks", "max_problems", "samples_per_problem", "params", "output_path", "max_loss_tokens")
+    __slots__ = ("job_id", "model", "adapter", "loss_datasets", "benchmarks", "max_problems", "samples_per_problem", "params", "output_path", "max_loss_tokens", "completions_path", "timeout_s", "max_workers", "fim_datasets", "output_dir", "max_fim_examples", "metrics_path")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_FIELD_NUMBER: _ClassVar[int]
@@ -555,6 +555,13 @@ class EvaluateRequest(_message.Message):
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_PATH_FIELD_NUMBER: _ClassVar[int]
     MAX_LOSS_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETIONS_PATH_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    FIM_DATASETS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_DIR_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIM_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    METRICS_PATH_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     model: str
     adapter: str
@@ -565,7 +572,14 @@ class EvaluateRequest(_message.Message):
     params: SamplingParams
     output_path: str
     max_loss_tokens: int
-    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[str] = ..., adapter: _Optional[str] = ..., loss_datasets: _Optional[_Iterable[str]] = ..., benchmarks: _Optional[_Iterable[str]] = ..., max_problems: _Optional[int] = ..., samples_per_problem: _Optional[int] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., output_path: _Optional[str] = ..., max_loss_tokens: _Optional[int] = ...) -> None: ...
+    completions_path: str
+    timeout_s: float
+    max_workers: int
+    fim_datasets: _containers.RepeatedScalarFieldContainer[str]
+    output_dir: str
+    max_fim_examples: int
+    metrics_path: str
+    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[str] = ..., adapter: _Optional[str] = ..., loss_datasets: _Optional[_Iterable[str]] = ..., benchmarks: _Optional[_Iterable[str]] = ..., max_problems: _Optional[int] = ..., samples_per_problem: _Optional[int] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., output_path: _Optional[str] = ..., max_loss_tokens: _Optional[int] = ..., completions_path: _Optional[str] = ..., timeout_s: _Optional[float] = ..., max_workers: _Optional[int] = ..., fim_datasets: _Optional[_Iterable[str]] = ..., output_dir: _Optional[str] = ..., max_fim_examples: _Optional[int] = ..., metrics_path: _Optional[str] = ...) -> None: ...
 
 class CancelJobRequest(_message.Message):
     __slots__ = ("job_id",)

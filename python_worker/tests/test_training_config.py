@@ -219,7 +219,7 @@ def test_evaluate_validation(paths, tmp_path):
     ok = str(paths["data"] / "stage1" / "eval.jsonl")
     cases = [
         (worker_pb2.EvaluateRequest(model=str(paths["model"]), benchmarks=["x.jsonl"]),
-         "benchmarks are not supported yet"),
+         "problems: 'x.jsonl' is neither a shipped set"),
         (worker_pb2.EvaluateRequest(model=str(paths["model"])), "loss_datasets: give at least one"),
         (worker_pb2.EvaluateRequest(model=str(tmp_path / "m"), loss_datasets=[ok]), "model: no model"),
         (worker_pb2.EvaluateRequest(model=str(paths["model"]), loss_datasets=[ok, "/nope.jsonl"]),

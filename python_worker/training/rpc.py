@@ -18,7 +18,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+from python_worker.errors import WorkerError
 from python_worker.evaluation.job import EvalJob, run_evaluation, validate_eval
+from python_worker.evaluation.sampling import Sampling
+from python_worker.generation import sampling_options
 from python_worker.job_events import proto_stream
 from python_worker.proto import worker_pb2
 from python_worker.training.config import TrainSettings, merge, resolved, validate
@@ -134,7 +137,11 @@ def _validated(req: worker_pb2.TrainRequest) -> worker_pb2.JobEvent:
 
 
 def evaluate_events(req: worker_pb2.EvaluateRequest, cancel: threading.Event) -> Iterator[worker_pb2.JobEvent]:
-    """Validate now (InvalidRequest), then stream eval-loss events; metrics per dataset."""
+    """Validate now (InvalidRequest), then stream eval events (loss, FIM, execution)."""
+    try:
+        options = sampling_options(req.params)
+    except WorkerError as exc:
+        raise InvalidRequest(exc.message) from None
     job = validate_eval(
         EvalJob(
             model=req.model,
@@ -143,6 +150,21 @@ def evaluate_events(req: worker_pb2.EvaluateRequest, cancel: threading.Event) ->
             output_path=req.output_path,
             job_id=req.job_id,
             max_tokens=req.max_loss_tokens,
+            completions_path=req.completions_path,
+            samples=req.samples_per_problem,
+            max_problems=req.max_problems,
+            sampling=Sampling(
+                max_tokens=options.max_tokens or Sampling().max_tokens,
+                temperature=options.temperature,
+                top_p=options.top_p,
+                seed=options.seed,
+            ),
+            timeout_s=req.timeout_s,
+            max_workers=req.max_workers,
+            output_dir=req.output_dir,
+            fim_datasets=list(req.fim_datasets),
+            max_fim_examples=req.max_fim_examples,
+            metrics_path=req.metrics_path,
         ),
         list(req.benchmarks),
     )

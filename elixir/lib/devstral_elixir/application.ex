@@ -85,7 +85,8 @@ defmodule DevstralElixir.Application do
       build_dataset: DevstralElixir.Dataset.BuildRunner,
       curriculum: DevstralElixir.Curriculum.Runner,
       train_stage: DevstralElixir.Curriculum.StageRunner,
-      rag_ingest: DevstralElixir.Rag.IngestRunner
+      rag_ingest: DevstralElixir.Rag.IngestRunner,
+      evaluate: DevstralElixir.Evaluation.Runner
     }
   end
 

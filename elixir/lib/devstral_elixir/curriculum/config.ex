@@ -20,6 +20,11 @@ defmodule DevstralElixir.Curriculum.Config do
       stage's eval set
     * `:gate` - the promotion gate, `[min_elixir_improvement_pct: 1.0,
       max_general_regression_pct: 5.0]` (see `DevstralElixir.Curriculum.Gate`)
+    * `:execution_eval` - execution-based evaluation (`mix evaluate`'s) of the
+      base model before stage 1 and of every stage's adapter after training:
+      `[problems: "humaneval-elixir", limit: 40, samples: 1, temperature: 0.0,
+      max_tokens: 512]`; `problems: nil` (the default) turns it off. The
+      gate's `min_pass_at_1_gain` and `min_compile_rate` need it
     * `:defaults` - stage settings shared by every stage (deep-merged under each)
     * `:stages` - one to three keyword lists, run in order (required)
 
@@ -71,6 +76,7 @@ defmodule DevstralElixir.Curriculum.Config do
     :adapters_dir,
     :general_eval,
     :gate,
+    execution_eval: %{problems: nil},
     stages: []
   ]
 
@@ -82,6 +88,13 @@ defmodule DevstralElixir.Curriculum.Config do
           adapters_dir: Path.t(),
           general_eval: Path.t() | nil,
           gate: Gate.t(),
+          execution_eval: %{
+            problems: String.t() | nil,
+            limit: non_neg_integer() | nil,
+            samples: pos_integer() | nil,
+            temperature: float() | nil,
+            max_tokens: non_neg_integer() | nil
+          },
           stages: [Stage.t()]
         }
 
@@ -133,7 +146,8 @@ defmodule DevstralElixir.Curriculum.Config do
 
     with {:ok, term} <- apply_overrides(term, overrides),
          {:ok, top} <- Schema.validate(term, top_schema(), ""),
-         {:ok, stages} <- stages(top) do
+         {:ok, stages} <- stages(top),
+         :ok <- execution_gates(top.execution_eval, stages) do
       dataset_dir = Path.expand(top.dataset_dir, data_dir)
 
       {:ok,
@@ -144,9 +158,25 @@ defmodule DevstralElixir.Curriculum.Config do
          adapters_dir: Path.expand(top.adapters_dir || "adapters", data_dir),
          general_eval: top.general_eval && Path.expand(top.general_eval, dataset_dir),
          gate: struct(Gate, top.gate),
+         execution_eval: top.execution_eval,
          stages: Enum.map(stages, &resolve_stage(&1, dataset_dir))
        }}
     end
+  end
+
+  # A gate on pass@1 or the compile rate needs the numbers measured.
+  defp execution_gates(%{problems: problems}, stages) do
+    needing =
+      for stage <- stages,
+          key <- [:min_pass_at_1_gain, :min_compile_rate],
+          Map.fetch!(stage.gate, key) != nil,
+          do: "stages[#{stage.number}].gate.#{key}"
+
+    if problems == nil and needing != [],
+      do:
+        {:error,
+         "#{hd(needing)} needs execution_eval.problems (e.g. \"humaneval-elixir\") to measure it"},
+      else: :ok
   end
 
   @doc "A stage by number."
@@ -168,6 +198,7 @@ defmodule DevstralElixir.Curriculum.Config do
       {:adapters_dir, Schema.nilable(Schema.string()), nil},
       {:general_eval, Schema.nilable(Schema.string()), nil},
       {:gate, Schema.nested(gate_schema(1.0, 5.0)), []},
+      {:execution_eval, Schema.nested(execution_schema()), []},
       {:defaults, &defaults/1, []},
       {:stages, &stage_list/1, :required}
     ]
@@ -183,7 +214,19 @@ defmodule DevstralElixir.Curriculum.Config do
 
     [
       {:min_elixir_improvement_pct, check, min_improvement},
-      {:max_general_regression_pct, check, max_regression}
+      {:max_general_regression_pct, check, max_regression},
+      {:min_pass_at_1_gain, Schema.nilable(Schema.non_neg_number()), nil},
+      {:min_compile_rate, Schema.nilable(Schema.non_neg_number()), nil}
+    ]
+  end
+
+  defp execution_schema do
+    [
+      {:problems, Schema.nilable(Schema.string()), nil},
+      {:limit, Schema.nilable(Schema.non_neg_integer()), nil},
+      {:samples, Schema.nilable(Schema.non_neg_integer()), nil},
+      {:temperature, Schema.nilable(Schema.non_neg_number()), nil},
+      {:max_tokens, Schema.nilable(Schema.non_neg_integer()), nil}
     ]
   end
 

@@ -17,13 +17,26 @@ defmodule DevstralElixir.Curriculum.Gate do
   (`eval_loss_before`, `eval_loss`, `general_eval_loss_before`,
   `general_eval_loss`) only make the reason readable. Without a general-code
   measure the second rule is skipped, and the verdict says so.
+
+  Two optional rules use the execution-based evaluation (`mix evaluate`'s
+  numbers, which the curriculum measures after each stage when its config
+  has `execution_eval`); nil (the default) leaves a rule out:
+
+    * `min_pass_at_1_gain`: `pass_at_1 >= base_pass_at_1 + gain`, with
+      `base_pass_at_1` the base model's, measured before stage 1 (e.g. 0.02);
+    * `min_compile_rate`: `compile_rate >= min` (e.g. 0.9).
   """
 
-  defstruct min_elixir_improvement_pct: 1.0, max_general_regression_pct: 5.0
+  defstruct min_elixir_improvement_pct: 1.0,
+            max_general_regression_pct: 5.0,
+            min_pass_at_1_gain: nil,
+            min_compile_rate: nil
 
   @type t :: %__MODULE__{
           min_elixir_improvement_pct: float(),
-          max_general_regression_pct: float()
+          max_general_regression_pct: float(),
+          min_pass_at_1_gain: float() | nil,
+          min_compile_rate: float() | nil
         }
 
   @typedoc "The worker's reported metrics (string keys, numbers)."
@@ -36,7 +49,12 @@ defmodule DevstralElixir.Curriculum.Gate do
           general_regression_pct: float() | nil,
           general_checked: boolean(),
           min_elixir_improvement_pct: float(),
-          max_general_regression_pct: float()
+          max_general_regression_pct: float(),
+          min_pass_at_1_gain: float() | nil,
+          min_compile_rate: float() | nil,
+          pass_at_1: float() | nil,
+          base_pass_at_1: float() | nil,
+          compile_rate: float() | nil
         }
 
   @doc "The verdict on the numbers a stage's worker reported."
@@ -47,7 +65,15 @@ defmodule DevstralElixir.Curriculum.Gate do
     general = if general_given?, do: change(reported, "general_eval_loss", "general-code")
 
     failures =
-      Enum.reject([elixir_failure(gate, elixir), general_failure(gate, general)], &is_nil/1)
+      Enum.reject(
+        [
+          elixir_failure(gate, elixir),
+          general_failure(gate, general),
+          pass_at_1_failure(gate.min_pass_at_1_gain, reported),
+          compile_rate_failure(gate.min_compile_rate, reported)
+        ],
+        &is_nil/1
+      )
 
     %{
       passed: failures == [],
@@ -56,9 +82,50 @@ defmodule DevstralElixir.Curriculum.Gate do
       general_regression_pct: regression(general),
       general_checked: general_given?,
       min_elixir_improvement_pct: gate.min_elixir_improvement_pct,
-      max_general_regression_pct: gate.max_general_regression_pct
+      max_general_regression_pct: gate.max_general_regression_pct,
+      min_pass_at_1_gain: gate.min_pass_at_1_gain,
+      min_compile_rate: gate.min_compile_rate,
+      pass_at_1: number(reported["pass_at_1"]),
+      base_pass_at_1: number(reported["base_pass_at_1"]),
+      compile_rate: number(reported["compile_rate"])
     }
   end
+
+  defp pass_at_1_failure(nil, _reported), do: nil
+
+  defp pass_at_1_failure(gain, reported) do
+    case {number(reported["pass_at_1"]), number(reported["base_pass_at_1"])} do
+      {after_, base} when is_float(after_) and is_float(base) ->
+        if after_ >= base + gain - 1.0e-12,
+          do: nil,
+          else: "pass@1 #{rate(after_)} is below the base model's #{rate(base)} + #{rate(gain)}"
+
+      {after_, base} ->
+        "the gate needs pass@1 of the stage and of the base model " <>
+          "(pass_at_1 #{inspect(after_)}, base_pass_at_1 #{inspect(base)}): " <>
+          "set execution_eval in the curriculum config"
+    end
+  end
+
+  defp compile_rate_failure(nil, _reported), do: nil
+
+  defp compile_rate_failure(min, reported) do
+    case number(reported["compile_rate"]) do
+      nil ->
+        "the gate needs a compile rate (compile_rate nil): set execution_eval in the curriculum config"
+
+      rate when rate >= min ->
+        nil
+
+      rate ->
+        "compile rate #{rate(rate)} is below the required #{rate(min)}"
+    end
+  end
+
+  defp number(value) when is_number(value), do: value / 1
+  defp number(_), do: nil
+
+  defp rate(value), do: :erlang.float_to_binary(value / 1, decimals: 3)
 
   # {:ok, before, after, change_pct} or {:invalid, message}
   defp change(reported, key, label) do

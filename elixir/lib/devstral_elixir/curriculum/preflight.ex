@@ -9,6 +9,7 @@ defmodule DevstralElixir.Curriculum.Preflight do
 
     * the output directory: the run directory can be created and written;
     * the gate: it can pass at all (a loss cannot fall by 100% or more);
+    * `execution_eval`: its problem set is a shipped name or an existing file;
     * everything the worker owns, so the worker is asked (`Train` with
       `validate_only`) rather than the host guessing: the base model, the
       dataset, every training setting (with the worker's field-level
@@ -44,7 +45,9 @@ defmodule DevstralElixir.Curriculum.Preflight do
   def check(%Plan{} = plan, stages, client, init_adapter \\ nil) do
     pending = Enum.reject(stages, &TrainAndGate.done?(plan, &1))
 
-    host_problems = output_dir_problems(plan) ++ Enum.flat_map(pending, &stage_problems(plan, &1))
+    host_problems =
+      output_dir_problems(plan) ++
+        execution_problems(plan) ++ Enum.flat_map(pending, &stage_problems(plan, &1))
 
     case worker_problems(plan, pending, client, init_adapter) do
       # Problems the host found already doom the plan: no retry for them.
@@ -95,6 +98,22 @@ defmodule DevstralElixir.Curriculum.Preflight do
   defp describe(problems) do
     "the plan cannot run (#{length(problems)} problems); nothing was trained:\n" <>
       Enum.map_join(problems, "\n", &"  - #{&1}")
+  end
+
+  # The execution-based evaluation's problem set (the worker checks its rows).
+  defp execution_problems(plan) do
+    case plan.config.execution_eval.problems do
+      nil ->
+        []
+
+      problems ->
+        try do
+          _ = DevstralElixir.Evaluation.Request.problems!(problems)
+          []
+        rescue
+          error in ArgumentError -> ["execution_eval.#{Exception.message(error)}"]
+        end
+    end
   end
 
   # The output directory

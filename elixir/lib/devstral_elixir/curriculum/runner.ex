@@ -8,7 +8,12 @@ defmodule DevstralElixir.Curriculum.Runner do
       `metrics.json` (what it measured; the worker is its only writer);
     * `RUN/run.json` - the host's (`DevstralElixir.Curriculum.RunRecord`): the
       run's status, each stage's reported numbers and gate verdict, and the
-      promoted adapter.
+      promoted adapter;
+    * `RUN/baseline.json` - the host's: the base model's execution-based
+      numbers, when the config has `execution_eval`
+      (`DevstralElixir.Curriculum.ExecutionEval`, measured before stage 1);
+    * `RUN/REPORT.md` and `RUN/report.svg` - the host's
+      (`DevstralElixir.Curriculum.Report`): base model and stages compared.
 
   Before any training the whole plan is checked
   (`DevstralElixir.Curriculum.Preflight`): a plan that cannot finish fails at
@@ -53,7 +58,16 @@ defmodule DevstralElixir.Curriculum.Runner do
 
   @behaviour DevstralElixir.Jobs.Runner
 
-  alias DevstralElixir.Curriculum.{Plan, Preflight, RunRecord, TrainAndGate, WorkerClient}
+  alias DevstralElixir.Curriculum.{
+    ExecutionEval,
+    Plan,
+    Preflight,
+    Report,
+    RunRecord,
+    TrainAndGate,
+    WorkerClient
+  }
+
   alias DevstralElixir.Jobs.Job
 
   @impl true
@@ -93,8 +107,23 @@ defmodule DevstralElixir.Curriculum.Runner do
   end
 
   defp run_stages(plan, opts) do
-    stages = plan.config.stages
     :ok = RunRecord.write(plan, "running", [], nil)
+
+    case ExecutionEval.baseline(plan, opts[:client], base_reporter(opts[:report])) do
+      {:ok, baseline} -> run_stages(plan, opts, baseline)
+      {:invalid, message} -> finish({:invalid, "base model evaluation: #{message}", []}, plan)
+      {:error, message} -> finish({:error, "base model evaluation: #{message}", []}, plan)
+    end
+  end
+
+  defp base_reporter(report) do
+    fn event ->
+      report.(Map.merge(event, %{phase: "base/evaluate", worker_phase: event[:phase]}))
+    end
+  end
+
+  defp run_stages(plan, opts, baseline) do
+    stages = plan.config.stages
 
     stages
     |> Enum.reduce_while({nil, []}, fn stage, {init_adapter, done} ->
@@ -103,13 +132,15 @@ defmodule DevstralElixir.Curriculum.Runner do
           client: opts[:client],
           report: opts[:report],
           init_adapter: init_adapter,
-          stages: length(stages)
+          stages: length(stages),
+          baseline: baseline
         )
 
       case result do
         {:ok, summary} ->
           done = done ++ [summary]
           :ok = RunRecord.write(plan, "running", done, nil)
+          :ok = Report.write(plan)
           {:cont, {summary.adapter, done}}
 
         {:gate_failed, summary} ->
@@ -127,6 +158,7 @@ defmodule DevstralElixir.Curriculum.Runner do
 
   defp finish({_adapter, done}, plan) do
     :ok = RunRecord.write(plan, "succeeded", done, nil)
+    :ok = Report.write(plan)
     {:ok, RunRecord.summary(plan, "succeeded", done, nil)}
   end
 
@@ -135,6 +167,7 @@ defmodule DevstralElixir.Curriculum.Runner do
       "stage #{summary.stage} gate failed: #{summary.reason}; its adapter is kept, not promoted"
 
     :ok = RunRecord.write(plan, "stopped", done, reason)
+    :ok = Report.write(plan)
     {:discard, reason}
   end
 

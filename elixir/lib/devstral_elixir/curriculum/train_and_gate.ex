@@ -15,6 +15,11 @@ defmodule DevstralElixir.Curriculum.TrainAndGate do
       `RUN/run.json` (`DevstralElixir.Curriculum.RunRecord`). It writes
       nothing into the worker's stage directory.
 
+  With `execution_eval` in the config, the stage's adapter is then evaluated
+  by running code (`DevstralElixir.Curriculum.ExecutionEval`): pass@1 and the
+  compile rate join the reported numbers (and the stage's `metrics.json`,
+  written by the worker), with the base model's pass@1 as `base_pass_at_1`.
+
   Before it starts, a stage tells the queue it is the job's unit of work
   (`report.({:unit, "stage N"})`), so attempts are counted per stage.
 
@@ -27,7 +32,7 @@ defmodule DevstralElixir.Curriculum.TrainAndGate do
   worker rejects) or `{:error, message}`.
   """
 
-  alias DevstralElixir.Curriculum.{Gate, Plan, Requests, RunRecord}
+  alias DevstralElixir.Curriculum.{ExecutionEval, Gate, Plan, Requests, RunRecord}
   alias DevstralElixir.Curriculum.Config.Stage
 
   @type summary :: %{
@@ -48,12 +53,14 @@ defmodule DevstralElixir.Curriculum.TrainAndGate do
   @doc """
   Runs `stage` of `plan`. Options: `:client` (a `WorkerClient` module),
   `:report` (the job's report function), `:init_adapter` (the adapter to
-  start from, nil for the base model) and `:stages` (the number of stages in
-  the run, for progress).
+  start from, nil for the base model), `:stages` (the number of stages in
+  the run, for progress) and `:baseline` (the base model's execution-based
+  numbers, from `ExecutionEval.baseline/3`).
   """
   @spec run(Plan.t(), Stage.t(), keyword()) :: result()
   def run(%Plan{} = plan, %Stage{} = stage, opts) do
-    opts = Keyword.validate!(opts, [:client, :report, init_adapter: nil, stages: 1])
+    opts =
+      Keyword.validate!(opts, [:client, :report, init_adapter: nil, stages: 1, baseline: nil])
 
     ctx = %{
       plan: plan,
@@ -61,7 +68,8 @@ defmodule DevstralElixir.Curriculum.TrainAndGate do
       client: opts[:client],
       report: opts[:report],
       stages: opts[:stages],
-      init_adapter: opts[:init_adapter]
+      init_adapter: opts[:init_adapter],
+      baseline: opts[:baseline]
     }
 
     case RunRecord.stage(plan, stage.number) do
@@ -117,8 +125,13 @@ defmodule DevstralElixir.Curriculum.TrainAndGate do
 
     request = request(plan, stage, ctx.init_adapter)
 
-    with {:ok, completed} <- ctx.client.train(request, reporter(ctx, "train")) do
-      reported = completed[:metrics] || %{}
+    with {:ok, completed} <- ctx.client.train(request, reporter(ctx, "train")),
+         {:ok, measured} <-
+           ExecutionEval.stage(plan, stage.number, adapter(completed) || "", ctx.client,
+             report: reporter(ctx, "evaluate"),
+             baseline: ctx.baseline
+           ) do
+      reported = Map.merge(completed[:metrics] || %{}, measured)
       verdict = Gate.verdict(stage.gate, reported)
 
       summary = %{

@@ -1988,7 +1988,14 @@ defmodule DevstralElixir.Proto.EvaluateRequest do
             samples_per_problem: 0,
             params: nil,
             output_path: "",
-            max_loss_tokens: 0
+            max_loss_tokens: 0,
+            completions_path: "",
+            timeout_s: 0.0,
+            max_workers: 0,
+            fim_datasets: [],
+            output_dir: "",
+            max_fim_examples: 0,
+            metrics_path: ""
 
   @type t :: %__MODULE__{
           job_id: String.t(),
@@ -2004,7 +2011,28 @@ defmodule DevstralElixir.Proto.EvaluateRequest do
           output_path: String.t(),
           # Tokens of each loss dataset used, in whole rows from its start:
           # 0 = the default (200,000), -1 = every row.
-          max_loss_tokens: integer()
+          max_loss_tokens: integer(),
+          # Execution-based evaluation: `benchmarks` names one problem set, a shipped
+          # name ("humaneval-elixir", "mbpp-elixir") or a JSONL file (MultiPL-E or
+          # McEval format); max_problems caps it (0 = all), samples_per_problem is N
+          # (0 = 1, greedy), params the sampling. Each program runs sandboxed.
+          # JSONL of {"task_id" or "name", "completion"} scored instead of generating
+          # (then no model is needed).
+          completions_path: String.t(),
+          # Wall-clock limit per program, in seconds: 0 = 5.
+          timeout_s: DevstralElixir.Proto.Wire.float_value(),
+          # Programs run at once: 0 = the number of CPU cores.
+          max_workers: integer(),
+          # Held-out FIM JSONL files ({"prefix", "middle", "suffix"} rows) to score by
+          # exact match and edit similarity of the greedy middle.
+          fim_datasets: [String.t()],
+          # Directory for results.jsonl and summary.json (written atomically).
+          output_dir: String.t(),
+          # FIM rows scored per dataset, from its start: 0 = 200.
+          max_fim_examples: integer(),
+          # A curriculum stage's metrics.json: the worker (its only writer) adds this
+          # evaluation's numbers under the key "evaluation" (written atomically).
+          metrics_path: String.t()
         }
 
   @schema DevstralElixir.Proto.Message.schema("devstral.worker.v1.EvaluateRequest", [
@@ -2022,7 +2050,14 @@ defmodule DevstralElixir.Proto.EvaluateRequest do
               kind: :optional
             },
             %{number: 9, name: :output_path, type: :string, kind: :scalar},
-            %{number: 10, name: :max_loss_tokens, type: :int32, kind: :scalar}
+            %{number: 10, name: :max_loss_tokens, type: :int32, kind: :scalar},
+            %{number: 11, name: :completions_path, type: :string, kind: :scalar},
+            %{number: 12, name: :timeout_s, type: :double, kind: :scalar},
+            %{number: 13, name: :max_workers, type: :int32, kind: :scalar},
+            %{number: 14, name: :fim_datasets, type: :string, kind: :repeated},
+            %{number: 15, name: :output_dir, type: :string, kind: :scalar},
+            %{number: 16, name: :max_fim_examples, type: :int32, kind: :scalar},
+            %{number: 17, name: :metrics_path, type: :string, kind: :scalar}
           ])
 
   @doc "Encodes the message as protobuf bytes."

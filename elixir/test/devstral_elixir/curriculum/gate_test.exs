@@ -88,4 +88,47 @@ defmodule DevstralElixir.Curriculum.GateTest do
     refute verdict.passed
     assert verdict.reason =~ "no usable general-code eval loss change"
   end
+
+  describe "execution-based rules" do
+    @exec %Gate{
+      min_elixir_improvement_pct: 2.0,
+      max_general_regression_pct: 5.0,
+      min_pass_at_1_gain: 0.02,
+      min_compile_rate: 0.9
+    }
+
+    defp with_exec(pass, base, compile) do
+      Map.merge(losses(2.0, 1.8), %{
+        "pass_at_1" => pass,
+        "base_pass_at_1" => base,
+        "compile_rate" => compile
+      })
+    end
+
+    test "pass@1 must beat the base model's by the gain, and the compile rate reach its minimum" do
+      verdict = Gate.verdict(@exec, with_exec(0.32, 0.30, 0.95))
+      assert verdict.passed
+
+      assert {verdict.pass_at_1, verdict.base_pass_at_1, verdict.compile_rate} ==
+               {0.32, 0.3, 0.95}
+
+      verdict = Gate.verdict(@exec, with_exec(0.31, 0.30, 0.95))
+      refute verdict.passed
+      assert verdict.reason == "pass@1 0.310 is below the base model's 0.300 + 0.020"
+
+      verdict = Gate.verdict(@exec, with_exec(0.5, 0.3, 0.85))
+      assert verdict.reason == "compile rate 0.850 is below the required 0.900"
+    end
+
+    test "a rule without its numbers fails and says what to set" do
+      verdict = Gate.verdict(@exec, losses(2.0, 1.8))
+      refute verdict.passed
+      assert verdict.reason =~ "the gate needs pass@1 of the stage and of the base model"
+      assert verdict.reason =~ "set execution_eval in the curriculum config"
+    end
+
+    test "nil rules (the default) ignore the numbers" do
+      assert Gate.verdict(@gate, with_exec(0.0, 0.5, 0.0)).passed
+    end
+  end
 end

@@ -249,4 +249,120 @@ defmodule DevstralElixir.Curriculum.RunnerTest do
     assert {:ok, _} = StageRunner.execute(other, stage2, FakeWorkerClient, report)
     refute_received {:fake_worker, :train, _}
   end
+
+  describe "execution-based evaluation" do
+    @execution [problems: "humaneval-elixir", limit: 5]
+
+    test "the base model first, then every stage; numbers in metrics.json, the gate and REPORT.md",
+         %{root: root} do
+      plan =
+        plan(root,
+          execution_eval: @execution,
+          gate: [
+            min_elixir_improvement_pct: 1.0,
+            max_general_regression_pct: 5.0,
+            min_pass_at_1_gain: 0.02,
+            min_compile_rate: 0.9
+          ]
+        )
+
+      assert {:ok, %{status: "succeeded"}} = execute(plan)
+
+      evaluations =
+        for_messages(fn
+          {:fake_worker, :evaluate, request} -> request
+          _ -> nil
+        end)
+
+      assert Enum.map(evaluations, & &1.adapter) ==
+               ["" | for(n <- 1..3, do: Path.join(plan.run_dir, "stage#{n}"))]
+
+      [base | stages] = evaluations
+      assert base.benchmarks == ["humaneval-elixir"] and base.max_problems == 5
+      assert base.model == plan.config.base_model and base.metrics_path == ""
+      assert base.output_dir == Path.join(plan.run_dir, "base-evaluation")
+      assert hd(stages).metrics_path == Path.join([plan.run_dir, "stage1", "metrics.json"])
+
+      {:ok, baseline} = Files.read_json(Path.join(plan.run_dir, "baseline.json"))
+      assert baseline["pass_at_1"] == 0.1
+
+      {:ok, metrics} = Files.read_json(Path.join([plan.run_dir, "stage2", "metrics.json"]))
+      assert metrics["evaluation"]["pass_at_1"] == 0.2
+      assert metrics["eval_loss"] == 2.43
+
+      {:ok, run} = Files.read_json(Path.join(plan.run_dir, "run.json"))
+      [s1 | _] = run["stages"]
+      assert s1["reported"]["pass_at_1"] == 0.15 and s1["reported"]["base_pass_at_1"] == 0.1
+      assert s1["gate"]["pass_at_1"] == 0.15
+
+      report = File.read!(Path.join(plan.run_dir, "REPORT.md"))
+      assert report =~ "| base model | 0.100 | 0.950 | 3.0000 | 2.0000 |  |"
+      assert report =~ "| stage 3 (stage 3) | 0.250 | 0.950 | 2.1870 | 2.0606 | passed |"
+      svg = File.read!(Path.join(plan.run_dir, "report.svg"))
+      assert svg =~ "<svg" and svg =~ "stage 3 (stage 3) pass_at_1: 0.250"
+
+      # A resumed run measures nothing again: the baseline and the verdicts are recorded.
+      assert {:ok, _} = execute(plan)
+      refute_received {:fake_worker, :evaluate, _}
+    end
+
+    test "a stage that does not beat the base model's pass@1 stops the run", %{root: root} do
+      plan =
+        plan(root,
+          execution_eval: @execution,
+          gate: [
+            min_elixir_improvement_pct: 1.0,
+            max_general_regression_pct: 5.0,
+            min_pass_at_1_gain: 0.02
+          ]
+        )
+
+      Process.put(:fake_worker, %{
+        pass_at_1: fn
+          "base" -> 0.3
+          _ -> 0.31
+        end
+      })
+
+      assert {:discard, reason} = execute(plan)
+      assert reason =~ "stage 1 gate failed: pass@1 0.310 is below the base model's 0.300 + 0.020"
+      assert File.read!(Path.join(plan.run_dir, "REPORT.md")) =~ "failed: pass@1 0.310"
+    end
+
+    test "a problem set that does not exist fails the preflight", %{root: root} do
+      plan = plan(root, execution_eval: [problems: Path.join(root, "missing.jsonl")])
+      assert {:discard, reason} = execute(plan)
+      assert reason =~ "execution_eval.problems: "
+      assert reason =~ "missing.jsonl\" is neither a shipped set"
+      refute_received {:fake_worker, :evaluate, _}
+    end
+
+    test "a gate on pass@1 without execution_eval is a config error", %{root: root} do
+      assert_raise MatchError, fn ->
+        plan(root,
+          gate: [
+            min_elixir_improvement_pct: 1.0,
+            max_general_regression_pct: 5.0,
+            min_pass_at_1_gain: 0.02
+          ]
+        )
+      end
+
+      {:error, message} =
+        Config.from_keyword(
+          CurriculumFixture.write!(root,
+            gate: [
+              min_elixir_improvement_pct: 1.0,
+              max_general_regression_pct: 5.0,
+              min_compile_rate: 0.9
+            ]
+          ),
+          [],
+          data_dir: root
+        )
+
+      assert message ==
+               "stages[1].gate.min_compile_rate needs execution_eval.problems (e.g. \"humaneval-elixir\") to measure it"
+    end
+  end
 end

@@ -15,8 +15,11 @@ defmodule DevstralElixir.Test.Jobs.FakeWorkerClient do
     * `:train` - `fn request -> nil | reply end`; a non-nil reply is returned
       instead of training.
 
+    * `:pass_at_1` - `fn label -> rate end` for `evaluate/2`.
+
   Without a script, every stage improves Elixir loss by 10% and worsens
-  general-code loss by 1%, so every gate passes.
+  general-code loss by 1%, and pass@1 by 0.05 over the base model's 0.1, so
+  every gate passes.
   """
 
   @behaviour DevstralElixir.Curriculum.WorkerClient
@@ -74,10 +77,36 @@ defmodule DevstralElixir.Test.Jobs.FakeWorkerClient do
     end
   end
 
+  @pass_at_1 %{"base" => 0.1, "stage1" => 0.15, "stage2" => 0.2, "stage3" => 0.25}
+
+  @doc "The default pass@1 of the base model (`\"base\"`) and of each stage's adapter."
+  @spec default_pass_at_1(String.t()) :: float()
+  def default_pass_at_1(label), do: Map.fetch!(@pass_at_1, label)
+
+  # Execution-based evaluation, as the worker does it: pass@1 (from the
+  # script's `:pass_at_1`, `fn label -> rate end`) and a 0.95 compile rate,
+  # added under "evaluation" to the stage's metrics.json when one is named.
   @impl true
-  def evaluate(request, _report) do
+  def evaluate(request, report) do
     send(self(), {:fake_worker, :evaluate, request})
-    {:error, "the curriculum no longer calls Evaluate: the worker measures inside Train"}
+    pass_at_1 = Process.get(:fake_worker, %{})[:pass_at_1] || (&default_pass_at_1/1)
+    label = if request.adapter == "", do: "base", else: Path.basename(request.adapter)
+
+    metrics = %{
+      "pass_at_1" => pass_at_1.(label),
+      "compile_rate" => 0.95,
+      "problems" => 5.0,
+      "samples" => 5.0
+    }
+
+    if request.metrics_path != "" do
+      current = request.metrics_path |> File.read!() |> :jiffy.decode([:return_maps])
+      File.write!(request.metrics_path, :jiffy.encode(Map.put(current, "evaluation", metrics)))
+    end
+
+    completed = %{event("COMPLETED", 1, metrics) | phase: "eval"}
+    report.(completed)
+    {:ok, %{completed | artifact_path: Path.join(request.output_dir, "summary.json")}}
   end
 
   @impl true
