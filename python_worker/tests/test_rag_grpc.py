@@ -217,9 +217,8 @@ def test_a_restarted_worker_finds_the_collection(session: Session, data_dir: Pat
     session.stop()  # SIGTERM: the worker closes the store, releasing the embedded store's lock
     restarted = Session(data_dir, "none")
     try:
+        # Stats need no embedder, so this restart stays quick; search after a reopen is test_rag_store's.
         stats = restarted.call("MemoryStats", pb.MemoryStatsRequest())
         assert {c.name: c.points for c in stats.collections}["conversations"] == 2  # type: ignore[attr-defined]
-        hits = restarted.call("SearchMemory", pb.SearchMemoryRequest(query=PARAPHRASE, mode="hybrid")).hits  # type: ignore[attr-defined]
-        assert FACT_ANSWER in hits[0].text
     finally:
         restarted.stop()

@@ -163,3 +163,21 @@ def test_a_second_process_is_refused_the_embedded_store_with_a_reason(store: Mem
     )
     assert other.stdout.startswith("FAILED_PRECONDITION"), other.stdout + other.stderr
     assert "is open in another process" in other.stdout and "QDRANT_URL" in other.stdout
+
+
+@pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
+def test_qdrant_url_selects_a_server_and_an_unreachable_one_is_unavailable_naming_it(tmp_path: Path) -> None:
+    from python_worker import config
+    from python_worker.rag import store
+
+    embedded = store.from_config(config.load({"DATA_DIR": str(tmp_path)}), lambda: None)  # type: ignore[arg-type, return-value]
+    assert embedded.location == str(tmp_path / "qdrant")
+    with pytest.raises(config.ConfigError, match="QDRANT_URL must be an http:// or https:// URL"):
+        config.load({"QDRANT_URL": "qdrant:6333"})
+    # Port 9 (discard) on loopback: nothing listens, so the connection is refused at once.
+    server = store.from_config(config.load({"QDRANT_URL": "http://127.0.0.1:9", "QDRANT_API_KEY": "k"}), lambda: None)  # type: ignore[arg-type, return-value]
+    assert server.location == "http://127.0.0.1:9"
+    with pytest.raises(WorkerError) as raised:
+        server.stats()
+    assert raised.value.code.name == "UNAVAILABLE"
+    assert raised.value.message.startswith("QDRANT_URL: cannot reach Qdrant at http://127.0.0.1:9")
