@@ -224,6 +224,18 @@ def build_model(tokenizer, seed: int, context_length: int, tie_word_embeddings: 
     return model
 
 
+def publish(tmp: Path, out: Path) -> None:
+    """Rename the finished directory `tmp` to `out`, replacing an older `out`."""
+    if out.exists():
+        # Move the old one aside first: rename can't replace a non-empty directory.
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rename(out, old / out.name)
+        os.rename(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, out)
+
+
 def build(
     out: Path,
     *,
@@ -249,14 +261,7 @@ def build(
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if out.exists():
-            # Move the old one aside first: rename can't replace a non-empty directory.
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.rename(out, old / out.name)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
+        publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -270,13 +270,7 @@ def save(out: Path, model: Any, tokenizer: Any, card: Card) -> None:
         tokenizer.save_pretrained(tmp)
         (tmp / "pretrain.json").write_text(json.dumps(asdict(card), indent=2) + "\n")
         (tmp / "README.md").write_text(model_card(card))
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.rename(out, old / out.name)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
+        load_make_tiny_model().publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -31,7 +31,12 @@ defmodule DevstralElixir.Web.AdaptersApi do
 
   alias DevstralElixir.Web.{AdminOnly, Json, OpenAI, Request}
   alias DevstralElixir.Worker
-  alias DevstralElixir.Worker.Error
+
+  # What the worker's statuses mean for an adapter call.
+  @adapter_errors %{
+    not_found: {404, "adapter_not_found"},
+    failed_precondition: {409, "adapter_refused"}
+  }
 
   # Loading an adapter and its smoke test (a few short generations) on a big
   # model on a busy GPU take a while; the client waits for the verdict.
@@ -60,11 +65,11 @@ defmodule DevstralElixir.Web.AdaptersApi do
     do: AdminOnly.run(request, opts, fn -> rollback(context) end)
 
   defp route(method, ["api", "adapters"], _request, _context, _opts),
-    do: not_allowed(method, "GET")
+    do: Json.method_not_allowed(method, "GET")
 
   defp route(method, ["api", "adapters", action], _request, _context, _opts)
        when action in ["activate", "rollback"],
-       do: not_allowed(method, "POST")
+       do: Json.method_not_allowed(method, "POST")
 
   defp route(method, path, _request, _context, _opts) do
     Json.error(404, "no route for #{method} /#{Enum.join(path, "/")}", code: "not_found")
@@ -96,7 +101,7 @@ defmodule DevstralElixir.Web.AdaptersApi do
          }}
 
       {:error, error} ->
-        {:error, worker_error(error)}
+        {:error, Json.worker_error(error, @adapter_errors)}
     end
   catch
     :exit, {reason, {GenServer, :call, _}} when reason in [:noproc, :shutdown, :normal] ->
@@ -134,7 +139,7 @@ defmodule DevstralElixir.Web.AdaptersApi do
 
   defp activation({:ok, reply}), do: Json.respond(200, activation_json(reply))
 
-  defp activation({:error, error}), do: worker_error(error)
+  defp activation({:error, error}), do: Json.worker_error(error, @adapter_errors)
 
   defp adapter_json(adapter, served) do
     %{
@@ -219,26 +224,5 @@ defmodule DevstralElixir.Web.AdaptersApi do
       {:error, message} ->
         Json.error(400, message, code: "invalid_json")
     end
-  end
-
-  defp worker_error(%Error{status: status, message: message}) do
-    {code, name} =
-      case status do
-        :not_found -> {404, "adapter_not_found"}
-        :failed_precondition -> {409, "adapter_refused"}
-        :invalid_argument -> {400, "invalid_request"}
-        :unavailable -> {503, "worker_unavailable"}
-        :deadline_exceeded -> {504, "worker_timeout"}
-        other -> {500, Atom.to_string(other)}
-      end
-
-    Json.error(code, message, code: name)
-  end
-
-  defp not_allowed(method, allowed) do
-    {status, headers, body} =
-      Json.error(405, "#{method} is not allowed here; use #{allowed}", code: "method_not_allowed")
-
-    {status, [{"allow", allowed} | headers], body}
   end
 end

@@ -58,13 +58,13 @@ defmodule DevstralElixir.Web.RagApi do
     do: AdminOnly.run(request, opts, fn -> delete(request, context) end)
 
   defp route(method, ["api", "rag", "search"], _request, _context, _opts),
-    do: not_allowed(method, "POST")
+    do: Json.method_not_allowed(method, "POST")
 
   defp route(method, ["api", "rag", "stats"], _request, _context, _opts),
-    do: not_allowed(method, "GET")
+    do: Json.method_not_allowed(method, "GET")
 
   defp route(method, ["api", "rag", "documents"], _request, _context, _opts),
-    do: not_allowed(method, "POST, DELETE")
+    do: Json.method_not_allowed(method, "POST, DELETE")
 
   defp route(method, path, _request, _context, _opts) do
     Json.error(404, "no route for #{method} /#{Enum.join(path, "/")}", code: "not_found")
@@ -118,26 +118,5 @@ defmodule DevstralElixir.Web.RagApi do
   defp checked({:invalid, message, param}), do: Json.error(400, message, param: param)
 
   defp answer({:ok, json}), do: Json.respond(200, json)
-  defp answer({:error, %Error{} = error}), do: worker_error(error)
-
-  defp worker_error(%Error{status: status, message: message}) do
-    {code, name} =
-      case status do
-        :invalid_argument -> {400, "invalid_request"}
-        :not_found -> {404, "not_found"}
-        :unimplemented -> {501, "not_implemented"}
-        :unavailable -> {503, "worker_unavailable"}
-        :deadline_exceeded -> {504, "worker_timeout"}
-        other -> {500, Atom.to_string(other)}
-      end
-
-    Json.error(code, message, code: name)
-  end
-
-  defp not_allowed(method, allowed) do
-    {status, headers, body} =
-      Json.error(405, "#{method} is not allowed here; use #{allowed}", code: "method_not_allowed")
-
-    {status, [{"allow", allowed} | headers], body}
-  end
+  defp answer({:error, %Error{} = error}), do: Json.worker_error(error)
 end
