@@ -165,7 +165,9 @@ def test_a_second_process_is_refused_the_embedded_store_with_a_reason(store: Mem
     assert "is open in another process" in other.stdout and "QDRANT_URL" in other.stdout
 
 
-@pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
+@pytest.mark.filterwarnings(
+    "ignore:Api key is used with an insecure connection", "ignore:Failed to obtain server version"
+)
 def test_qdrant_url_selects_a_server_and_an_unreachable_one_is_unavailable_naming_it(tmp_path: Path) -> None:
     from python_worker import config
     from python_worker.rag import store
