@@ -2,7 +2,7 @@
 
 | variable        | default                       | meaning                                          |
 | --------------- | ----------------------------- | ------------------------------------------------ |
-| MODEL           | <repo>/data/models/tiny-elixir | model loaded at startup (dir or hub id); "none" = no default model |
+| MODEL           | <repo>/models/tiny-code       | model loaded at startup (dir or hub id); "none" = no default model |
 | BACKEND         | transformers                  | generation backend: transformers or vllm         |
 | DEVICE          | auto                          | auto, cpu, cuda, cuda:N or mps                   |
 | DTYPE           | auto                          | auto, float32, bfloat16 or float16               |
@@ -30,7 +30,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
-DEFAULT_MODEL = str(DEFAULT_DATA_DIR / "models" / "tiny-elixir")
+# The tiny code base shipped in the repository (scripts/pretrain_tiny_model.py).
+DEFAULT_MODEL = str(REPO_ROOT / "models" / "tiny-code")
 NO_MODEL = "none"
 
 BACKENDS = ("transformers", "vllm")

@@ -57,16 +57,25 @@ def post_json(
 class HostProcess:
     """`make run` in its own process group, on free ports and a private DATA_DIR."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, log_path: Path | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+        default_model: bool = False,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
         self.log_path = log_path or data_dir / "host.log"
-        # MODEL is left unset (unless `env` sets it), as a user would: the host's
-        # default must be the tiny model even with a private DATA_DIR.
+        # Tests pin the random tiny model (its id and outputs never move when the
+        # shipped base is retrained); `default_model=True` leaves MODEL unset, as
+        # a user would, so the host picks its own default.
         inherited = {k: v for k, v in os.environ.items() if k != "MODEL"}
+        pinned = {} if default_model else {"MODEL": str(TINY_MODEL)}
         self.env = {
             **inherited,
+            **pinned,
             "HTTP_PORT": str(self.port),
             "GRPC_PORT": "0",
             "DATA_DIR": str(data_dir),

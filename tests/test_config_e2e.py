@@ -58,3 +58,15 @@ def test_a_model_that_cannot_load_is_reported_not_hidden(tmp_path: Path) -> None
         assert str(broken) in body["error"]["message"]
     finally:
         host.stop()
+
+
+def test_with_no_model_set_the_host_serves_the_shipped_code_base(tmp_path: Path) -> None:
+    with HostProcess(tmp_path / "data", default_model=True) as host:
+        health = host.health()
+        assert health is not None
+        assert health["model"]["path"] == str(ROOT / "models" / "tiny-code")
+        status, body = post_json(
+            f"{host.url}/v1/completions", {"model": "tiny-code", "prompt": "-module(lists).\n", "max_tokens": 8}
+        )
+        assert status == 200, body
+        assert body["choices"][0]["text"]

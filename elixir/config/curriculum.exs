@@ -11,10 +11,11 @@
 [
   name: "elixir",
 
-  # The tiny local model that `make run` builds in the repository (whatever
-  # DATA_DIR is); a real checkpoint directory or a hub id (already in the local
-  # cache) works the same way.
-  base_model: Path.join(root, "data/models/tiny-elixir"),
+  # The tiny code base shipped in the repository (pretrained on Erlang and
+  # Python, never Elixir, by scripts/pretrain_tiny_model.py), whatever DATA_DIR
+  # is; a real checkpoint directory or a hub id (already in the local cache)
+  # works the same way.
+  base_model: Path.join(root, "models/tiny-code"),
 
   # Written by BuildDataset (`mix curriculum.build`): stageN/{train,eval}.jsonl.
   dataset_dir: Path.join(data_dir, "datasets/curriculum"),

@@ -13,7 +13,7 @@ from python_worker.tests.procs import REPO, worker_env
 
 def test_defaults() -> None:
     cfg = config.load({})
-    assert cfg.model == str(REPO / "data" / "models" / "tiny-elixir")
+    assert cfg.model == str(REPO / "models" / "tiny-code")
     assert (cfg.grpc_host, cfg.grpc_port) == ("127.0.0.1", 50051)
     assert cfg.data_dir == REPO / "data"
     assert cfg.max_frame_bytes == 64 * 1024 * 1024

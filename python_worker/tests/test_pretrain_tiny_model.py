@@ -62,3 +62,25 @@ def test_held_out_files_are_never_trained_on() -> None:
     assert 0 < len(held) < len(files) / 10
     # The split depends on the file, not on the order or the machine's path prefix.
     assert all(script.held_out(Path("/elsewhere") / p.parent.name / p.name) for p in held)
+
+
+def test_the_shipped_base_knows_erlang_and_python_but_was_never_shown_elixir(tiny_model: Path) -> None:
+    """models/tiny-code is the pretrained base: on a held-out Erlang file its loss
+    is far below the random tiny model's, and its card says what it was trained on."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    shipped = REPO / "models" / "tiny-code"
+    card = json.loads((shipped / "pretrain.json").read_text())
+    assert set(card["files"]) == {"erlang", "python"}
+    assert card["loss_after"]["erlang"] < card["loss_before"]["erlang"] - 3
+    script = load_script()
+    held = next(p for p in script.erlang_sources() if script.held_out(p))
+    tokenizer = AutoTokenizer.from_pretrained(shipped)
+    ids = torch.tensor([tokenizer(held.read_text(errors="replace"))["input_ids"][:512]])
+    losses = {}
+    for name, path in (("shipped", shipped), ("random", tiny_model)):
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        with torch.inference_mode():
+            losses[name] = float(model(input_ids=ids, labels=ids).loss)
+    assert losses["shipped"] < losses["random"] - 3, losses

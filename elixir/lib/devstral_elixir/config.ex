@@ -4,7 +4,7 @@ defmodule DevstralElixir.Config do
 
   | variable | default | meaning |
   | --- | --- | --- |
-  | `MODEL` | `<repo>/data/models/tiny-elixir` | model the worker loads: a local directory or a hub id |
+  | `MODEL` | `<repo>/models/tiny-code` | model the worker loads: a local directory or a hub id |
   | `HTTP_HOST` | `127.0.0.1` | address the HTTP server binds |
   | `HTTP_PORT` | `4000` | HTTP port |
   | `GRPC_PORT` | `50051` | the worker's gRPC port (`0` picks a free one) |
@@ -12,7 +12,7 @@ defmodule DevstralElixir.Config do
   | `DATA_DIR` | `<repo>/data` | models, corpora, datasets, adapters, Mnesia |
   | `API_TOKEN` | unset | bearer token for `/v1/*`; required when `HTTP_HOST` is not loopback |
   | `WORKER_PYTHON` | `<repo>/.venv/bin/python` | the Python interpreter that runs the worker |
-  | `SERVED_MODEL_NAME` | `MODEL`'s directory name (`tiny-elixir`), or the hub id | the model id `/v1/models` lists; requests may name the model by it or by `MODEL` |
+  | `SERVED_MODEL_NAME` | `MODEL`'s directory name (`tiny-code`), or the hub id | the model id `/v1/models` lists; requests may name the model by it or by `MODEL` |
   | `RAG_REMEMBER` | `true` | whether finished chat completions are stored in the `conversations` memory |
   | `RAG_TOP_K` | `5` | memory hits a `+rag` model puts into the prompt (1..100) |
   | `RAG_MIN_SCORE` | `0.3` | the least cosine score of a hit a `+rag` model uses (-1..1) |
@@ -139,12 +139,13 @@ defmodule DevstralElixir.Config do
 
   # A hub id ("Qwen/Qwen2.5-Coder-1.5B") is passed through to the worker; a value
   # that looks like a path must name an existing directory. The default is the
-  # tiny model `make model` builds in the repository, whatever DATA_DIR is: it
-  # is a build artifact like the venv, not user data.
+  # tiny code base shipped in the repository (models/tiny-code, pretrained by
+  # scripts/pretrain_tiny_model.py), whatever DATA_DIR is: it is part of the
+  # project, not user data.
   defp model(env, root) do
     case non_empty(env, "MODEL") do
       nil ->
-        Path.join(root, "data/models/tiny-elixir")
+        Path.join(root, "models/tiny-code")
 
       value ->
         if path?(value) and not File.dir?(Path.expand(value)) do

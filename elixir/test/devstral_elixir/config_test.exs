@@ -3,12 +3,12 @@ defmodule DevstralElixir.ConfigTest do
 
   alias DevstralElixir.Config
 
-  test "defaults: loopback, port 4000, the repository's tiny model whatever DATA_DIR is" do
+  test "defaults: loopback, port 4000, the shipped tiny code base whatever DATA_DIR is" do
     config = Config.load(%{"DATA_DIR" => "/tmp/some-data"})
     assert config.http_host == {127, 0, 0, 1}
     assert config.http_port == 4000
     assert config.grpc_port == 50051
-    assert config.model == Path.join(Config.root(), "data/models/tiny-elixir")
+    assert config.model == Path.join(Config.root(), "models/tiny-code")
     assert config.worker_grpc
   end
 
@@ -40,13 +40,13 @@ defmodule DevstralElixir.ConfigTest do
   end
 
   test "SERVED_MODEL_NAME defaults to the model directory's name, or the hub id" do
-    assert Config.load(%{}).served_model_name == "tiny-elixir"
+    assert Config.load(%{}).served_model_name == "tiny-code"
 
     assert Config.load(%{"MODEL" => "Qwen/Qwen2.5-Coder-1.5B"}).served_model_name ==
              "Qwen/Qwen2.5-Coder-1.5B"
 
     assert Config.load(%{"SERVED_MODEL_NAME" => "my-coder"}).served_model_name == "my-coder"
-    assert Config.load(%{"SERVED_MODEL_NAME" => " "}).served_model_name == "tiny-elixir"
+    assert Config.load(%{"SERVED_MODEL_NAME" => " "}).served_model_name == "tiny-code"
     assert Config.default_served_name("/models/coder/") == "coder"
   end
 

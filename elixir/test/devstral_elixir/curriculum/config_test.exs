@@ -39,7 +39,7 @@ defmodule DevstralElixir.Curriculum.ConfigTest do
   test "the default file: the tiny model, three stages, the gate" do
     config = Config.load!(nil, [], data_dir: @data_dir)
     # The model `make` builds lives in the repository, not under DATA_DIR.
-    assert config.base_model == Path.join(DevstralElixir.Config.root(), "data/models/tiny-elixir")
+    assert config.base_model == Path.join(DevstralElixir.Config.root(), "models/tiny-code")
     assert config.dataset_dir == "/srv/data/datasets/curriculum"
     assert config.adapters_dir == "/srv/data/adapters"
     assert config.gate == %Gate{min_elixir_improvement_pct: 1.0, max_general_regression_pct: 5.0}

@@ -42,15 +42,15 @@ defmodule DevstralElixir.Evaluation.RequestTest do
   end
 
   test "model ids: the served id, BASE:RUN/stageN, a directory", %{config: config, tmp_dir: dir} do
-    assert Request.model!("tiny-elixir", nil, config) == {config.model, ""}
+    assert Request.model!("tiny-code", nil, config) == {config.model, ""}
 
     adapter = Path.join([dir, "adapters", "run1", "stage2"])
     File.mkdir_p!(adapter)
     File.write!(Path.join(adapter, "adapter_config.json"), "{}")
-    assert Request.model!("tiny-elixir:run1/stage2", nil, config) == {config.model, adapter}
+    assert Request.model!("tiny-code:run1/stage2", nil, config) == {config.model, adapter}
 
     assert_raise ArgumentError, ~r/names no adapter/, fn ->
-      Request.model!("tiny-elixir:run1/stage9", nil, config)
+      Request.model!("tiny-code:run1/stage9", nil, config)
     end
 
     assert Request.model!(dir, nil, config) == {dir, ""}
