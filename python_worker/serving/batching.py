@@ -131,6 +131,8 @@ class BatchEngine:
         self.steps = 0  # batched decode steps run (tests and benchmarks read it)
         self.prefills = 0  # batched prefill forwards that added rows (tests read it)
         self.max_rows_seen = 0
+        self.cancelled_rows = 0  # rows dropped because their request was cancelled
+        self.last_cancelled_after = 0  # tokens the last of them had generated
 
     # -- public API (any thread) -------------------------------------------------
 
@@ -427,6 +429,8 @@ class BatchEngine:
         for i, request in enumerate(self._rows):
             if request.cancelled.is_set():
                 log.info("generation cancelled after %d tokens", request.generated)
+                self.cancelled_rows += 1
+                self.last_cancelled_after = request.generated
             else:
                 keep.append(i)
         if len(keep) < len(self._rows):
