@@ -76,10 +76,12 @@ def test_generate_streams_items_then_end(worker: PortWorker) -> None:
     call = worker.client.call("Generate", generate(max_tokens=12))
     assert call.closing is not None and call.closing.kind == Kind.END
     items = call.items(pb.GenerateResponse)
-    # The first token goes out alone at once; later ones may share a message
+    # The first token goes out at once, not after a stream interval; tokens that
+    # are ready when the writer runs share its frame, so on a loaded machine a
+    # second (rarely a third) may ride with it. Later ones may share a message
     # (at most one per stream interval), the last carrying the finish reason.
     assert len(items) >= 2
-    assert len(items[0].token_ids) == 1
+    assert 1 <= len(items[0].token_ids) <= 3
     assert all(i.finish_reason == pb.FINISH_REASON_UNSPECIFIED for i in items[:-1])
     last = items[-1]
     assert last.finish_reason == pb.FINISH_REASON_LENGTH
