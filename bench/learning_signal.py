@@ -286,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=128, help="tokens per completion")
     parser.add_argument("--fim-limit", type=int, default=100, help="FIM rows to score")
     parser.add_argument("--python-chars", type=int, default=200_000, help="held-out Python text for the loss")
-    parser.add_argument("--work", type=Path, help="working directory (default: a temporary one, removed)")
+    parser.add_argument(
+        "--work", type=Path, help="working directory, kept; finished steps in it are reused (default: temporary)"
+    )
     parser.add_argument("--no-save", action="store_true", help="print the result without saving it")
     parser.add_argument(
         "--report-dir", type=Path, help="where REPORT.md and chart.svg go (default: bench/results/learning_signal)"
@@ -303,9 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         host.start()
         mix = Mix(host, work / "mix.log")
-        mix("scrape.local", *[str(c.resolve()) for c in args.corpus], "--out", str(work / "raw"))
+        # With --work, steps that finished in an earlier run are reused.
         dataset = work / "dataset"
-        mix("curriculum.build", "--input", str(work / "raw"), "--out", str(dataset), "--seed", "0")
+        if not (dataset / "manifest.json").is_file():
+            mix("scrape.local", *[str(c.resolve()) for c in args.corpus], "--out", str(work / "raw"))
+            mix("curriculum.build", "--input", str(work / "raw"), "--out", str(dataset), "--seed", "0")
         sets = held_out_sets(dataset, work, args.python_chars)
         adapters = work / "data" / "adapters"
         configs = {
@@ -314,7 +318,10 @@ def main(argv: list[str] | None = None) -> int:
                 base, without_replay(dataset, work / "dataset-no-replay"), adapters, args.steps, guard=False, stages=1
             ),
         }
+        last_stage = {"guard": "stage3", "no_guard": "stage1"}
         for run, text in configs.items():
+            if (adapters / run / last_stage[run] / "adapter_config.json").is_file():
+                continue
             (work / f"{run}.exs").write_text(text)
             mix("curriculum.run", "--config", str(work / f"{run}.exs"), "--run", run)
         models = {

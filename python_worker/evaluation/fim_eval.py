@@ -21,6 +21,8 @@ from python_worker.serving.base import FimPrompt
 from python_worker.training.errors import Cancelled, InvalidRequest
 
 DEFAULT_FIM_EXAMPLES = 200
+# Room left for the FIM special tokens around prefix and suffix.
+_FIM_MARKERS = 8
 
 
 @dataclass
@@ -50,6 +52,22 @@ def read_rows(path: str, limit: int) -> list[tuple[str, str, str]]:
     return rows
 
 
+def fit_to_context(tokenizer: Any, prefix: str, suffix: str, room: int) -> tuple[str, str]:
+    """The end of the prefix and the start of the suffix (the code nearest the
+    hole) that fit in `room` tokens together, as a server would truncate a long
+    file; unchanged when they already fit. The suffix keeps at least a quarter."""
+    pre = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    suf = tokenizer(suffix, add_special_tokens=False)["input_ids"]
+    if len(pre) + len(suf) <= room:
+        return prefix, suffix
+    keep_suffix = min(len(suf), max(room // 4, room - len(pre)))
+    keep_prefix = max(0, room - keep_suffix)
+    return (
+        tokenizer.decode(pre[len(pre) - keep_prefix :]) if keep_prefix else "",
+        tokenizer.decode(suf[:keep_suffix]),
+    )
+
+
 def score(
     model: Any, tokenizer: Any, style: Any, path: str, limit: int, context: int, cancel: threading.Event
 ) -> FimScore:
@@ -58,7 +76,9 @@ def score(
     for prefix, middle, suffix in rows:
         if cancel.is_set():
             raise Cancelled("cancelled during FIM evaluation")
-        budget = Sampling(max_tokens=max(16, len(tokenizer(middle)["input_ids"]) * 2))
+        wanted = max(16, len(tokenizer(middle)["input_ids"]) * 2)
+        budget = Sampling(max_tokens=min(wanted, context // 2))
+        prefix, suffix = fit_to_context(tokenizer, prefix, suffix, context - budget.max_tokens - _FIM_MARKERS)
         [got] = complete(model, tokenizer, FimPrompt(prefix, suffix), 1, budget, context, fim_style=style)
         exact += got.strip() == middle.strip()
         similarity += Levenshtein.normalized_similarity(got, middle)

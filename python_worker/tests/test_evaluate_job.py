@@ -130,3 +130,21 @@ def test_invalid_requests_name_the_field(tiny_model: Path, tmp_path: Path) -> No
         worker_pb2.EvaluateRequest(benchmarks=["humaneval-elixir"], completions_path=str(REFERENCE), max_problems=7)
     )[-1]
     assert done.kind == K.FAILED and "no completion for 1 problem(s)" in done.message
+
+
+def test_a_fim_row_longer_than_the_context_is_cut_around_the_hole(tiny_model: Path) -> None:
+    """A long file's FIM row keeps the code nearest the hole and fits the context,
+    instead of failing the whole evaluation."""
+    from transformers import AutoTokenizer
+
+    from python_worker.evaluation.fim_eval import fit_to_context
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    prefix = "".join(f"  def f{i}(x), do: x + {i}\n" for i in range(800)) + "  def target(x) do\n"
+    suffix = "  end\n" + "".join(f"  def g{i}(x), do: x * {i}\n" for i in range(800))
+    short_prefix, short_suffix = fit_to_context(tokenizer, prefix, suffix, 1000)
+    used = len(tokenizer(short_prefix)["input_ids"]) + len(tokenizer(short_suffix)["input_ids"])
+    assert used <= 1000 + 2  # re-tokenizing a cut may merge differently at the edge
+    assert short_prefix.endswith("  def target(x) do\n") and short_suffix.startswith("  end\n")
+    assert len(short_suffix) >= 100
+    assert fit_to_context(tokenizer, "a", "b", 1000) == ("a", "b")
