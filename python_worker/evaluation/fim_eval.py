@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
 from python_worker.evaluation.sampling import Sampling, complete
+from python_worker.jsonl import read_objects
 from python_worker.serving.base import FimPrompt
 from python_worker.training.errors import Cancelled, InvalidRequest
 
@@ -33,20 +35,18 @@ class FimScore:
 
 
 def read_rows(path: str, limit: int) -> list[tuple[str, str, str]]:
+    needs = "a FIM row needs string prefix, middle and suffix"
+
+    def bad_line(n: int, exc: json.JSONDecodeError | None) -> InvalidRequest:
+        return InvalidRequest(f"{path}:{n}: not JSON ({exc.msg})" if exc else f"{path}:{n}: {needs}")
+
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidRequest(f"{path}:{n}: not JSON ({exc.msg})") from None
-            if not all(isinstance(row.get(k), str) for k in ("prefix", "middle", "suffix")):
-                raise InvalidRequest(f"{path}:{n}: a FIM row needs string prefix, middle and suffix")
-            rows.append((row["prefix"], row["middle"], row["suffix"]))
-            if len(rows) >= limit:
-                break
+    for n, row in read_objects(Path(path), bad_line):
+        if not all(isinstance(row.get(k), str) for k in ("prefix", "middle", "suffix")):
+            raise InvalidRequest(f"{path}:{n}: {needs}")
+        rows.append((row["prefix"], row["middle"], row["suffix"]))
+        if len(rows) >= limit:
+            break
     if not rows:
         raise InvalidRequest(f"fim_datasets: {path} has no rows")
     return rows

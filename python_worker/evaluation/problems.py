@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from python_worker.jsonl import BadLine, read_objects
+
 REPO = Path(__file__).resolve().parents[2]
 EVALS = REPO / "evals"
 SHIPPED = {
@@ -101,28 +103,28 @@ def load(name_or_file: str, unsolvable: set[str] | None = None, limit: int = 0) 
     problems: list[Problem] = []
     excluded: list[str] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ProblemError(f"{where}: not JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise ProblemError(f"{where}: a row must be a JSON object")
-            problem = _problem(row, where)
-            if problem.name in seen:
-                raise ProblemError(f"{where}: duplicate problem {problem.name!r}")
-            seen.add(problem.name)
-            if problem.name in skip:
-                excluded.append(problem.name)
-            elif not limit or len(problems) < limit:
-                problems.append(problem)
+    for n, row in read_objects(path, _bad_line(path, "a row must be a JSON object")):
+        where = f"{path}:{n}"
+        problem = _problem(row, where)
+        if problem.name in seen:
+            raise ProblemError(f"{where}: duplicate problem {problem.name!r}")
+        seen.add(problem.name)
+        if problem.name in skip:
+            excluded.append(problem.name)
+        elif not limit or len(problems) < limit:
+            problems.append(problem)
     if not problems:
         raise ProblemError(f"{path}: no usable problems")
     return ProblemSet(path, problems, excluded)
+
+
+def _bad_line(path: Path, not_an_object: str) -> BadLine:
+    """The error for a line of `path` that is not JSON, or not an object."""
+
+    def error(n: int, exc: json.JSONDecodeError | None) -> ProblemError:
+        return ProblemError(f"{path}:{n}: not JSON ({exc.msg})" if exc else f"{path}:{n}: {not_an_object}")
+
+    return error
 
 
 def load_completions(path: str, problems: list[Problem]) -> dict[str, list[str]]:
@@ -137,20 +139,13 @@ def load_completions(path: str, problems: list[Problem]) -> dict[str, list[str]]
         raise ProblemError(f"completions: {path} does not exist")
     wanted = {p.name for p in problems}
     found: dict[str, list[str]] = {}
-    with file.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ProblemError(f"{where}: not JSON ({exc.msg})") from None
-            name = row.get("task_id") or row.get("name") if isinstance(row, dict) else None
-            if not isinstance(name, str) or not isinstance(row.get("completion"), str):
-                raise ProblemError(f"{where}: a row needs a string task_id (or name) and a string completion")
-            if name in wanted:
-                found.setdefault(name, []).append(row["completion"])
+    needs = "a row needs a string task_id (or name) and a string completion"
+    for n, row in read_objects(file, _bad_line(file, needs)):
+        name = row.get("task_id") or row.get("name")
+        if not isinstance(name, str) or not isinstance(row.get("completion"), str):
+            raise ProblemError(f"{path}:{n}: {needs}")
+        if name in wanted:
+            found.setdefault(name, []).append(row["completion"])
     missing = [p.name for p in problems if p.name not in found]
     if missing:
         raise ProblemError(
