@@ -5,7 +5,7 @@
 
 1. The labelled set, written by this script from the Elixir docs on this machine
    (--docs: the Elixir stdlib sources; default /usr/lib/elixir/lib when Debian's
-   package holds them, else $ELIXIR_CORPUS_DIR/elixir/lib, default ../shared/corpus): for every documented function
+   package holds them, else $ELIXIR_CORPUS_DIR/elixir/lib): for every documented function
    (an `@doc` heredoc followed by its `def`), two questions, never written by hand:
    - from the doc's first sentence: "Which Enum function returns a list where ...?";
    - from the function's name: "What does Enum.map do?".
@@ -47,7 +47,8 @@ from python_worker.rag import chunking, memory
 from python_worker.rag.embedder import Embedders
 from python_worker.rag.store import Document, MemoryStore
 
-SHARED = Path(os.environ.get("ELIXIR_CORPUS_DIR", str(ROOT.parent / "shared" / "corpus")))
+# The real Elixir corpus, passed in (never assumed beside the clone).
+SHARED = Path(os.environ["ELIXIR_CORPUS_DIR"]) if os.environ.get("ELIXIR_CORPUS_DIR") else None
 DEFAULT_CHUNKS = 10_000
 DEFAULT_PAIRS = 200
 TOP_K = 10
@@ -70,6 +71,8 @@ def default_docs() -> Path:
     debian = Path("/usr/lib/elixir/lib")
     if any(debian.glob("*/lib/**/*.ex")):
         return debian
+    if SHARED is None:
+        raise SystemExit("rag_retrieval: set ELIXIR_CORPUS_DIR to the Elixir corpus, or give --docs and --extra")
     return SHARED / "elixir" / "lib"
 
 
@@ -195,18 +198,19 @@ def evaluate(store: MemoryStore, pairs: list[Pair], mode: str) -> dict[str, floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=Path, default=default_docs())
-    parser.add_argument(
-        "--extra",
-        type=Path,
-        nargs="*",
-        default=[SHARED / n / "lib" for n in ("ecto", "phoenix", "plug", "jason", "telemetry")],
-    )
+    parser.add_argument("--docs", type=Path)
+    parser.add_argument("--extra", type=Path, nargs="*")
     parser.add_argument("--chunks", type=int, default=DEFAULT_CHUNKS)
     parser.add_argument("--pairs", type=int, default=DEFAULT_PAIRS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
+    if args.docs is None:
+        args.docs = default_docs()
+    if args.extra is None:
+        if SHARED is None:
+            parser.error("set ELIXIR_CORPUS_DIR, or give --extra DIR... (an empty --extra adds none)")
+        args.extra = [SHARED / n / "lib" for n in ("ecto", "phoenix", "plug", "jason", "telemetry")]
     wall = time.monotonic()
 
     doc_files = elixir_files(args.docs)
