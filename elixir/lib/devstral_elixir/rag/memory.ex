@@ -24,6 +24,7 @@ defmodule DevstralElixir.Rag.Memory do
     UpsertDocumentsRequest
   }
 
+  alias DevstralElixir.Web.OpenAIParams
   alias DevstralElixir.Worker
   alias DevstralElixir.Worker.Error
 
@@ -285,20 +286,7 @@ defmodule DevstralElixir.Rag.Memory do
        "documents has #{length(documents)} items; at most #{@max_documents} are allowed",
        "documents"}
 
-  defp documents([_ | _] = documents) do
-    documents
-    |> Enum.with_index()
-    |> Enum.reduce_while({:ok, []}, fn {document, index}, {:ok, acc} ->
-      case document(document, index) do
-        {:ok, parsed} -> {:cont, {:ok, [parsed | acc]}}
-        invalid -> {:halt, invalid}
-      end
-    end)
-    |> case do
-      {:ok, parsed} -> {:ok, Enum.reverse(parsed)}
-      invalid -> invalid
-    end
-  end
+  defp documents([_ | _] = documents), do: OpenAIParams.each_valid(documents, &document/2)
 
   defp documents(_),
     do: {:invalid, "documents must be a non-empty array of objects", "documents"}

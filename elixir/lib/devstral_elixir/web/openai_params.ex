@@ -100,24 +100,35 @@ defmodule DevstralElixir.Web.OpenAIParams do
     end
   end
 
+  @doc """
+  Checks each item of a request's list with `check.(item, index)`, which
+  answers `{:ok, parsed}` or an `{:invalid, message, param}`: all the parsed
+  items in order, or the first item's error.
+  """
+  @spec each_valid(list(), (term(), non_neg_integer() -> {:ok, term()} | tuple())) ::
+          {:ok, list()} | tuple()
+  def each_valid(items, check) do
+    items
+    |> Enum.with_index()
+    |> Enum.reduce_while({:ok, []}, fn {item, index}, {:ok, acc} ->
+      case check.(item, index) do
+        {:ok, parsed} -> {:cont, {:ok, [parsed | acc]}}
+        invalid -> {:halt, invalid}
+      end
+    end)
+    |> case do
+      {:ok, parsed} -> {:ok, Enum.reverse(parsed)}
+      invalid -> invalid
+    end
+  end
+
   defp messages(body) do
     case Map.get(body, "messages") do
       nil ->
         {:invalid, "missing required field: messages", "messages"}
 
       [_ | _] = messages ->
-        messages
-        |> Enum.with_index()
-        |> Enum.reduce_while({:ok, []}, fn {message, index}, {:ok, acc} ->
-          case chat_message(message, index) do
-            {:ok, parsed} -> {:cont, {:ok, [parsed | acc]}}
-            invalid -> {:halt, invalid}
-          end
-        end)
-        |> case do
-          {:ok, parsed} -> {:ok, Enum.reverse(parsed)}
-          invalid -> invalid
-        end
+        each_valid(messages, &chat_message/2)
 
       _ ->
         {:invalid, "messages must be a non-empty array", "messages"}
