@@ -121,9 +121,9 @@ def test_in_a_terminal_answers_stream_ctrl_c_stops_on_the_worker_and_ctrl_d_quit
         assert time.monotonic() - started < 3.0, "the stopped answer still holds the worker's batch slot"
     assert completion_status(one_slot_host.port) == 200
 
-    # The chat goes on: the next prompt gets an answer of its own.
+    # The chat goes on, and its next prompt comes after the notice, not before.
+    chat.read_until(b"you> ", start=chat.seen.index(b"(stopped)"))
     mark = len(chat.seen)
-    chat.read_until(b"you> ", start=mark - 10)
     chat.write(b"/model\r")
     assert b"available:" in chat.read_until(b"available:", start=mark)
     mark = len(chat.seen)

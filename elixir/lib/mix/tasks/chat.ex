@@ -170,7 +170,7 @@ defmodule Mix.Tasks.Chat do
   defp handle(line, state) do
     cond do
       String.contains?(line, <<3>>) ->
-        notice("(line dropped: Ctrl-C stops an answer; Ctrl-D quits)")
+        notice(state, "(line dropped: Ctrl-C stops an answer; Ctrl-D quits)")
         state
 
       String.starts_with?(line, "/") ->
@@ -185,22 +185,22 @@ defmodule Mix.Tasks.Chat do
   defp command(["/exit"], _state), do: :quit
 
   defp command(["/reset"], state) do
-    notice("(new conversation)")
+    notice(state, "(new conversation)")
     %{state | messages: []}
   end
 
   defp command(["/help"], state) do
-    notice(@help)
+    notice(state, @help)
     state
   end
 
   defp command(["/model"], state) do
     case Client.models(state.client) do
       {:ok, ids} ->
-        notice("model: #{state.model || "default"}; available: #{Enum.join(ids, ", ")}")
+        notice(state, "model: #{state.model || "default"}; available: #{Enum.join(ids, ", ")}")
 
       {:error, message} ->
-        notice(message)
+        notice(state, message)
     end
 
     state
@@ -210,21 +210,21 @@ defmodule Mix.Tasks.Chat do
     case Client.models(state.client) do
       {:ok, ids} ->
         if id in ids do
-          notice("(now chatting with #{id}; the conversation goes on)")
+          notice(state, "(now chatting with #{id}; the conversation goes on)")
           %{state | model: id}
         else
-          notice("unknown model #{inspect(id)}; available: #{Enum.join(ids, ", ")}")
+          notice(state, "unknown model #{inspect(id)}; available: #{Enum.join(ids, ", ")}")
           state
         end
 
       {:error, message} ->
-        notice(message)
+        notice(state, message)
         state
     end
   end
 
   defp command([other | _], state) do
-    notice("unknown command #{other}; #{@help}")
+    notice(state, "unknown command #{other}; #{@help}")
     state
   end
 
@@ -250,15 +250,15 @@ defmodule Mix.Tasks.Chat do
     case outcome do
       {:done, finish, answer} ->
         IO.write("\n")
-        if finish == "length", do: notice("(cut at the token limit)")
+        if finish == "length", do: notice(state, "(cut at the token limit)")
         %{state | messages: messages ++ [%{"role" => "assistant", "content" => answer}]}
 
       {:stopped, answer} ->
-        notice("\n(stopped)")
+        notice(state, "\n(stopped)")
         %{state | messages: messages ++ [%{"role" => "assistant", "content" => answer}]}
 
       {:error, message} ->
-        notice("\nerror: #{message}")
+        notice(state, "\nerror: #{message}")
         state
     end
   end
@@ -280,6 +280,12 @@ defmodule Mix.Tasks.Chat do
   defp put_given(map, _key, nil), do: map
   defp put_given(map, key, value), do: Map.put(map, key, value)
 
-  # Notices go to stderr, so piped output is only the answers.
+  # Piped, notices go to stderr so stdout holds only the answers. In a
+  # terminal they go to stdout: stdout and stderr are written by different
+  # BEAM processes, so a notice on stderr could reach the screen after the
+  # next prompt ("you> " then "(stopped)").
+  defp notice(%{tty?: true}, text), do: IO.puts(text)
+  defp notice(_state, text), do: IO.puts(:stderr, text)
+
   defp notice(text), do: IO.puts(:stderr, text)
 end
