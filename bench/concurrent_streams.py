@@ -38,7 +38,7 @@ from bench.sse_client import timed_completion
 from tests.host_process import TINY_MODEL, HostProcess
 
 DEFAULT_TOKENS = 64
-DEFAULT_ROUNDS = 3
+DEFAULT_ROUNDS = 5
 COUNTS = (1, 4, 20)
 PROMPTS = [
     f"defmodule Bench{i} do\n" + "  use GenServer\n" * (i % 3) + f"  def handle_call(:op{i}, _from, state) do\n"

@@ -190,6 +190,11 @@ class BatchEngine:
         with self._lock:
             return len(self._waiting)
 
+    def generating(self) -> int:
+        """Requests admitted to the batch and not yet finished. Read without the
+        lock: a pacing hint (DeltaBuffer) may see a count one step old."""
+        return self._active
+
     # -- adapters ------------------------------------------------------------------
 
     def _lora_layers(self) -> list[Any]:

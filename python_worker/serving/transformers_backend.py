@@ -35,11 +35,17 @@ from python_worker.serving.batching import BatchEngine
 
 log = logging.getLogger(__name__)
 
-# At most one streamed delta per 20 ms (50 updates a second, smooth to a
-# reader): on a small model that decodes hundreds of tokens a second, one
+# At most one streamed delta per 20 ms per stream (50 updates a second, smooth
+# to a reader): on a small model that decodes hundreds of tokens a second, one
 # frame and one SSE event per token would spend a tenth of the CPU on
 # transport. 0 sends every token as soon as the consumer can take it.
 STREAM_INTERVAL_S = 0.02
+# And at most about this many deltas a second over all streams together: every
+# delta costs a Port frame, a host message, an SSE write and a client read, on
+# the cores that decode. Past 8 streams each one's interval grows instead
+# (20 streams: one delta per 50 ms each). bench/concurrent_streams.py measured
+# 20 streams at about 1,500 tokens/s with 1,000 deltas/s, 1,650-2,000 with 400.
+MAX_DELTAS_PER_S = 400
 
 
 def resolve_device(requested: str) -> str:
@@ -210,7 +216,8 @@ class TransformersBackend:
         if self._engine is None:
             raise failed_precondition("the model is not loaded")
         loop = asyncio.get_running_loop()
-        ready = DeltaBuffer(self.stream_interval)
+        engine = self._engine
+        ready = DeltaBuffer(self.stream_interval, lambda: engine.generating() / MAX_DELTAS_PER_S)
         woken = asyncio.Event()
         failure: list[BaseException] = []
 
@@ -253,13 +260,17 @@ class DeltaBuffer:
     a client parse, all competing with decoding for the CPU. So tokens that are
     ready together go out as one delta, and the consumer is woken at most once
     per `interval` seconds: faster tokens wait (at most the interval plus one
-    token) and join the next delta, like vLLM's stream interval. Deltas up to the
+    token) and join the next delta, like vLLM's stream interval; `shared_interval`
+    stretches that interval when many streams share one budget of deltas a
+    second (MAX_DELTAS_PER_S). Deltas up to the
     first text and the last (the one with a finish reason) wake it at once, so
     neither the time to first token nor the end of a generation waits.
     """
 
-    def __init__(self, interval: float = 0.0) -> None:
+    def __init__(self, interval: float = 0.0, shared_interval: Callable[[], float] | None = None) -> None:
         self._interval = interval
+        # The interval the shared delta budget asks for now (grows with the streams).
+        self._shared_interval = shared_interval
         self._lock = threading.Lock()
         self._pending: list[Delta] = []
         self._woken = False  # a wake is on its way and no take has happened since
@@ -276,8 +287,13 @@ class DeltaBuffer:
                 # The interval starts with the first text a reader sees: a first
                 # token whose text is held back must not delay the second.
                 if any(d.text for d in self._pending):
-                    self._next_wake = now + self._interval
+                    self._next_wake = now + self._current_interval()
         return wake(None) if due else True
+
+    def _current_interval(self) -> float:
+        if self._interval <= 0 or self._shared_interval is None:
+            return self._interval  # 0 means every token at once, whatever the load
+        return max(self._interval, self._shared_interval())
 
     def take(self) -> Delta | None:
         """Everything put since the last take, as one delta (None when empty)."""

@@ -92,3 +92,35 @@ def test_a_slow_consumer_gets_fewer_deltas_with_the_same_tokens(backend: Transfo
     assert sum(len(d.token_ids) > 1 for d in slow) >= 1
     assert slow[-1].finish_reason == fast[-1].finish_reason == FinishReason.LENGTH
     assert all(d.finish_reason is None for d in slow[:-1])
+
+
+def test_many_streams_stretch_the_interval_to_share_the_delta_budget() -> None:
+    clock_wakes: list[object] = []
+    streams = {"n": 1}
+    # The shared budget gives each stream 30 s: far over its own 1 ms interval.
+    buffer = DeltaBuffer(interval=0.001, shared_interval=lambda: streams["n"] * 30.0)
+
+    def wake(item: object) -> bool:
+        clock_wakes.append(item)
+        return True
+
+    streams["n"] = 2  # a 60 s interval: nothing but the end may wake the consumer
+    buffer.put(Delta("a", (1,)), wake)
+    buffer.take()
+    buffer.put(Delta("b", (2,)), wake)
+    assert len(clock_wakes) == 1
+    buffer.put(Delta("c", (3,), FinishReason.STOP), wake)
+    assert len(clock_wakes) == 2
+
+
+def test_a_zero_interval_ignores_the_shared_budget() -> None:
+    buffer, wakes = DeltaBuffer(interval=0.0, shared_interval=lambda: 60.0), []
+
+    def wake(item: object) -> bool:
+        wakes.append(item)
+        return True
+
+    buffer.put(Delta("a", (1,)), wake)
+    buffer.take()
+    buffer.put(Delta("b", (2,)), wake)
+    assert len(wakes) == 2
