@@ -1,6 +1,6 @@
 """Concurrent streams through the full path against a static batch in-process.
 
-    .venv/bin/python bench/concurrent_streams.py [--tokens 64] [--rounds 3]
+    .venv/bin/python bench/concurrent_streams.py [--tokens 64] [--rounds 5]
 
 Full path: N clients at once, each streaming `/v1/completions` (greedy, its own
 prompt) through HTTP -> yaws -> Elixir host -> Port -> Python worker, whose
