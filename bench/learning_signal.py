@@ -29,7 +29,9 @@ The tiny-model settings, where they differ from elixir/config/curriculum.exs:
 LoRA without quantization (nf4 saves nothing at this size), learning rates ten
 times the default's (2e-3, 1e-3, 5e-4: a tiny model with few steps), sequences
 of 512 tokens in batches of 8, gates that never stop the run (this measures;
-it does not gate), L2 weight 0.1 on every stage.
+it does not gate), L2 weight 0.1 on every stage, and stage 1 also trains the
+embeddings (`train_embeddings`, rate 1e-2): the tokenizer knows Elixir's tokens
+but pretraining never trained them.
 """
 
 from __future__ import annotations
@@ -140,7 +142,15 @@ def held_out_sets(dataset: Path, work: Path, python_chars: int) -> dict[str, Pat
 def curriculum_config(base: Path, dataset: Path, adapters: Path, steps: int, guard: bool, stages: int) -> str:
     regularizer = "[kind: :l2, weight: 0.1]" if guard else "[kind: :none]"
     all_stages = [
-        ("general Elixir/Erlang", "2.0e-3", "packing: true, ", 1),
+        # The tokenizer holds Elixir's tokens, but pretraining never trained their
+        # embeddings: stage 1 trains them too, at their own rate of 1e-2 (stage-1
+        # eval loss: -17% after 30 steps with them, -10% after 60 without).
+        (
+            "general Elixir/Erlang",
+            "2.0e-3",
+            "packing: true, lora: [train_embeddings: true, embeddings_learning_rate: 1.0e-2], ",
+            1,
+        ),
         ("tasks and FIM", "1.0e-3", "packing: true, ", 2),
         ("book", "5.0e-4", "", 3),
     ]
