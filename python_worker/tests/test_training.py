@@ -219,6 +219,14 @@ def test_l2_guard_changes_the_loss(env):
     assert reg[0] == 0.0 and reg[-1] > 0
 
 
+def test_the_last_step_is_evaluated_once_by_the_recipe_not_twice(env):
+    events = run_job(job(env, env["root"] / "once", settings=settings(max_steps=3, eval_steps=2)))
+    assert kinds(events)[-1] == "COMPLETED", events[-1].message
+    during = [e.step for e in events if e.kind == "METRICS" and "eval_loss" in e.metrics]
+    assert during == [2]  # on the eval_steps grid; step 3 is the recipe's measurement
+    assert events[-1].metrics["eval_loss"] > 0
+
+
 def test_trained_embeddings_give_a_merged_artifact(env):
     out = env["root"] / "emb"
     s = settings(max_steps=3, save_steps=3, lora={"train_embeddings": True, "embeddings_learning_rate": 1e-2})
