@@ -277,7 +277,7 @@ Base `{record["base"]}`; {record["steps"]} steps per stage; corpus: {", ".join(r
 {rule}
 {chr(10).join(rows)}
 
-- Held-out Elixir loss, stage 1 against the base: {record["elixir_loss_drop_pct"]:+.1f}% drop.
+- Held-out Elixir loss, stage 1 against the base: {record["elixir_loss_drop_pct"]:.1f}% lower (the target is 30%).
 - Python loss (forgetting) after stage 1: {record["python_loss_rise_pct"]:+.1f}% with the guard,
   {record["python_loss_rise_pct_no_guard"]:+.1f}% without it (no L2, no replay rows).
 - FIM exact match after stage 2: {results["stage2"]["fim_exact_match"]:.3f} (stage 1: {results["stage1"]["fim_exact_match"]:.3f}).
