@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from python_worker.serving.base import Delta, FinishReason, SamplingOptions, TextPrompt
 from python_worker.serving.transformers_backend import DeltaBuffer, TransformersBackend
@@ -95,22 +96,21 @@ def test_a_slow_consumer_gets_fewer_deltas_with_the_same_tokens(backend: Transfo
 
 
 def test_many_streams_stretch_the_interval_to_share_the_delta_budget() -> None:
-    clock_wakes: list[object] = []
-    streams = {"n": 1}
-    # The shared budget gives each stream 30 s: far over its own 1 ms interval.
-    buffer = DeltaBuffer(interval=0.001, shared_interval=lambda: streams["n"] * 30.0)
+    # The shared budget asks for 60 s, far over the stream's own 1 ms: after the
+    # first delta nothing but the end may wake the consumer.
+    buffer, wakes = DeltaBuffer(interval=0.001, shared_interval=lambda: 60.0), []
 
     def wake(item: object) -> bool:
-        clock_wakes.append(item)
+        wakes.append(item)
         return True
 
-    streams["n"] = 2  # a 60 s interval: nothing but the end may wake the consumer
     buffer.put(Delta("a", (1,)), wake)
     buffer.take()
+    time.sleep(0.01)  # past the own interval: only the shared one holds "b" back
     buffer.put(Delta("b", (2,)), wake)
-    assert len(clock_wakes) == 1
+    assert len(wakes) == 1
     buffer.put(Delta("c", (3,), FinishReason.STOP), wake)
-    assert len(clock_wakes) == 2
+    assert len(wakes) == 2
 
 
 def test_a_zero_interval_ignores_the_shared_budget() -> None:
