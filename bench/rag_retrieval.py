@@ -48,7 +48,7 @@ from python_worker.rag.embedder import Embedders
 from python_worker.rag.store import Document, MemoryStore
 
 # The real Elixir corpus, passed in (never assumed beside the clone).
-SHARED = Path(os.environ["ELIXIR_CORPUS_DIR"]) if os.environ.get("ELIXIR_CORPUS_DIR") else None
+CORPUS_DIR = Path(os.environ["ELIXIR_CORPUS_DIR"]) if os.environ.get("ELIXIR_CORPUS_DIR") else None
 DEFAULT_CHUNKS = 10_000
 DEFAULT_PAIRS = 200
 TOP_K = 10
@@ -71,9 +71,9 @@ def default_docs() -> Path:
     debian = Path("/usr/lib/elixir/lib")
     if any(debian.glob("*/lib/**/*.ex")):
         return debian
-    if SHARED is None:
+    if CORPUS_DIR is None:
         raise SystemExit("rag_retrieval: set ELIXIR_CORPUS_DIR to the Elixir corpus, or give --docs and --extra")
-    return SHARED / "elixir" / "lib"
+    return CORPUS_DIR / "elixir" / "lib"
 
 
 def elixir_files(root: Path) -> list[Path]:
@@ -208,9 +208,9 @@ def main() -> None:
     if args.docs is None:
         args.docs = default_docs()
     if args.extra is None:
-        if SHARED is None:
+        if CORPUS_DIR is None:
             parser.error("set ELIXIR_CORPUS_DIR, or give --extra DIR... (an empty --extra adds none)")
-        args.extra = [SHARED / n / "lib" for n in ("ecto", "phoenix", "plug", "jason", "telemetry")]
+        args.extra = [CORPUS_DIR / n / "lib" for n in ("ecto", "phoenix", "plug", "jason", "telemetry")]
     wall = time.monotonic()
 
     doc_files = elixir_files(args.docs)
