@@ -349,25 +349,58 @@ def test_evaluate_reports_loss_per_dataset(env, stage1):
 
 
 def test_packed_rows_do_not_attend_to_each_other(env):
-    """Packing keeps rows apart: position_ids restart per row, and the mask follows them."""
+    """Packing keeps documents apart: position_ids restart per document, and the mask follows them.
+
+    The trainer collates packed rows batch by row (`PackedRowsCollator`) unless attention
+    is flash's varlen kernel; the loss must equal trl's padding-free collation of the same rows.
+    """
     from transformers import AutoModelForCausalLM
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
+    from python_worker.training.collator import PackedRowsCollator, needs_row_batches
+
     model = AutoModelForCausalLM.from_pretrained(env["model"]).eval()
-    a, b = [5, 6, 7, 8, 9], [11, 12, 13]
-    # One packed row of two sequences, collated as SFTTrainer does with packing on.
-    collate = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)
-    batch = collate([{"input_ids": a + b, "seq_lengths": [len(a), len(b)]}])
+    assert needs_row_batches(model)  # sdpa on the CPU
+    a, b, c = [5, 6, 7, 8, 9], [11, 12, 13], [21, 22, 23, 24]
+    rows = [{"input_ids": a + b, "seq_lengths": [len(a), len(b)]}, {"input_ids": c, "seq_lengths": [len(c)]}]
+    batch = PackedRowsCollator(pad_token_id=0)(rows)
     assert "attention_mask" not in batch
-    assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 4, 0, 1, 2]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 4, 0, 1, 2], [0, 1, 2, 3, 0, 0, 0, 0]]
+    # No label crosses a document boundary or lands on padding.
+    assert batch["labels"].tolist() == [[-100, 6, 7, 8, 9, -100, 12, 13], [-100, 22, 23, 24] + [-100] * 4]
     with torch.no_grad():
         alone = model(input_ids=torch.tensor([b]), use_cache=False).logits
-        packed = model(
-            input_ids=batch["input_ids"],
-            position_ids=batch["position_ids"],
-            use_cache=False,
-        ).logits
-    assert torch.allclose(packed[:, len(a) :], alone, atol=1e-5)
+        second = model(input_ids=torch.tensor([c]), use_cache=False).logits
+        packed = model(**{k: v for k, v in batch.items() if k != "labels"}, use_cache=False).logits
+        ours = model(**batch, use_cache=False).loss
+        flat = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)(rows)
+        trl_loss = model(input_ids=flat["input_ids"], position_ids=flat["position_ids"],
+                         labels=flat["labels"], use_cache=False).loss  # fmt: skip
+    assert torch.allclose(packed[:1, len(a) :], alone, atol=1e-5)
+    assert torch.allclose(packed[1:, : len(c)], second, atol=1e-5)
+    assert torch.allclose(ours, trl_loss, atol=1e-5)
+
+
+def test_packed_training_batches_keep_one_row_per_batch_entry(env, tmp_path):
+    """With packing on the CPU the trainer's batches are (batch, length), not one long row."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from python_worker.training.collator import PackedRowsCollator
+    from python_worker.training.model import placement
+    from python_worker.training.trainer import build
+
+    model = AutoModelForCausalLM.from_pretrained(env["model"])
+    tokenizer = AutoTokenizer.from_pretrained(env["model"])
+    rows = [list(range(5, 5 + n)) for n in (30, 20, 12, 40, 9, 25, 33, 14)]
+    train = Dataset.from_dict({"input_ids": rows, "labels": rows})
+    s = settings(packing=True, max_steps=1, batch_size=2)
+    trainer = build(model, tokenizer, train, None, s, tmp_path / "out", placement(), [])
+    assert isinstance(trainer.data_collator, PackedRowsCollator)
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert batch["input_ids"].shape[0] == 2
+    assert batch["input_ids"].shape[1] <= s.max_seq_length
+    assert "attention_mask" not in batch
 
 
 def test_cancelled_call_through_the_servicer_helper_checkpoints(env):

@@ -2,9 +2,9 @@
 
 What trl/transformers do for us: gradient accumulation, cosine schedule with
 warmup, grad-norm clipping, gradient checkpointing, packing (best-fit
-decreasing, padding-free: position_ids restart at every row, and transformers
-turns that into a block-diagonal causal mask, so packed rows never attend to
-each other), checkpoints (adapter, optimizer, scheduler, RNG, trainer state =
+decreasing: position_ids restart at every row, and transformers turns that into
+a block-diagonal causal mask, so packed rows never attend to each other; batched
+row by row except under flash attention, see collator.py), checkpoints (adapter, optimizer, scheduler, RNG, trainer state =
 data position) and resuming from them, TensorBoard.
 
 What we add, each where trl documents it should go:
@@ -41,6 +41,7 @@ from python_worker.job_events import (
     finite,
 )
 from python_worker.training import checkpoints
+from python_worker.training.collator import PackedRowsCollator, needs_row_batches
 from python_worker.training.config import TrainSettings
 from python_worker.training.guard import ForgettingGuard
 from python_worker.training.model import Placement, embedding_parameters
@@ -346,6 +347,9 @@ def build(
     )
     for param, data in originals:
         param.data = data
+    if s.packing and needs_row_batches(model):
+        # trl refuses a custom collator with bfd packing, so it is swapped in after construction.
+        trainer.data_collator = PackedRowsCollator(pad_token_id=trainer.processing_class.pad_token_id)
     # With tqdm off the trainer prints every log dict to stdout; our events say it all.
     trainer.remove_callback(PrinterCallback)
     trainer.embeddings_lr = s.lora.embeddings_learning_rate if s.lora.train_embeddings else None
