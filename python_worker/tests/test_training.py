@@ -165,6 +165,17 @@ def test_plain_lora_packing_checkpointing_accumulation_and_ewc(env):
     assert data["rows_chat"] == 24 and data["rows_fim"] == 24
 
 
+def test_ewc_without_a_general_set_estimates_on_the_train_splits_replay_rows(env):
+    # The fixture's stage-1 eval split has no replay rows; its train split has 8.
+    out = env["root"] / "ewc-replay"
+    events = run_job(job(env, out, settings=settings(max_steps=2, quantization="none", regularizer="ewc")))
+    assert kinds(events)[-1] == "COMPLETED", events[-1].message
+    from safetensors import safe_open
+
+    with safe_open(str(checkpoints.guard_path(out)), "pt") as fh:
+        assert any(k.startswith("fisher.") for k in fh.keys())
+
+
 def test_resume_matches_an_uninterrupted_run(env):
     s = settings(max_steps=10, save_steps=2)
     whole = run_job(job(env, env["root"] / "whole", settings=s))

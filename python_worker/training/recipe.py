@@ -316,7 +316,10 @@ class TrainRecipe:
             return
         self.guard = guard_mod.snapshot(self.model, s.regularizer, s.regularizer_weight)
         if s.regularizer == "ewc":
-            cols = self.general_cols or self._replay_columns()
+            # An eval split without replay rows encodes to empty columns, not None:
+            # then the train split's replay rows are the general code.
+            has_general = bool(self.general_cols and self.general_cols["input_ids"])
+            cols = self.general_cols if has_general else self._replay_columns()
             if not cols or not cols["input_ids"]:
                 raise DatasetError(
                     "regularizer 'ewc' needs general code for its Fisher estimate: set "
