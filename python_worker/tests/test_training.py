@@ -173,7 +173,8 @@ def test_ewc_without_a_general_set_estimates_on_the_train_splits_replay_rows(env
     from safetensors import safe_open
 
     with safe_open(str(checkpoints.guard_path(out)), "pt") as fh:
-        assert any(k.startswith("fisher.") for k in fh.keys())
+        keys = list(fh.keys())
+    assert any(k.startswith("fisher.") for k in keys)
 
 
 def test_resume_matches_an_uninterrupted_run(env):
@@ -412,6 +413,40 @@ def test_packed_training_batches_keep_one_row_per_batch_entry(env, tmp_path):
     assert batch["input_ids"].shape[0] == 2
     assert batch["input_ids"].shape[1] <= s.max_seq_length
     assert "attention_mask" not in batch
+
+
+def test_plain_loss_matches_trls_fused_lm_head(env, tmp_path):
+    """Small logits are computed whole (faster); loss, gradient and token accuracy match trl's tiled head."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from python_worker.training.model import placement
+    from python_worker.training.trainer import build, plain_loss_fits
+
+    tokenizer = AutoTokenizer.from_pretrained(env["model"])
+    rows = [list(range(5, 5 + n)) for n in (30, 20, 12, 40, 9, 25, 33, 14)]
+    s = settings(packing=True, max_steps=1, batch_size=4)
+    assert plain_loss_fits(s, 8192) and not plain_loss_fits(s.__class__(batch_size=8, max_seq_length=2048), 151_936)
+    seen = []
+    for plain in (True, False):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(env["model"])
+        train = Dataset.from_dict({"input_ids": rows, "labels": rows})
+        trainer = build(model, tokenizer, train, None, s, tmp_path / f"out-{plain}", placement(), [])
+        assert trainer.plain_loss
+        trainer.plain_loss = plain
+        batch = next(iter(trainer.get_train_dataloader()))
+        model.train()
+        loss = trainer.compute_loss(model, dict(batch))
+        loss.backward()
+        grad = model.get_output_embeddings().weight.grad.clone()
+        seen.append((loss.detach(), grad, trainer._metrics["train"]["mean_token_accuracy"][-1], trainer.tokens_trained))
+    (plain_loss, plain_grad, plain_acc, plain_tokens), (fused_loss, fused_grad, fused_acc, fused_tokens) = seen
+    assert torch.allclose(plain_loss, fused_loss, atol=1e-5)
+    assert torch.allclose(plain_grad, fused_grad, atol=1e-6)
+    assert abs(plain_acc - fused_acc) < 1e-6
+    # Every real token of the batch's packed rows counts, padding does not.
+    assert plain_tokens == fused_tokens == int(batch["num_tokens"])
 
 
 def test_cancelled_call_through_the_servicer_helper_checkpoints(env):

@@ -25,6 +25,9 @@ import torch
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 IGNORE = -100
+# The batch's real (unpadded) token count, for the trainer's throughput metric;
+# GuardedSFTTrainer.compute_loss takes it out before the model sees the batch.
+NUM_TOKENS = "num_tokens"
 
 
 def needs_row_batches(model: Any) -> bool:
@@ -57,4 +60,5 @@ class PackedRowsCollator:
         batch["position_ids"] = pad(positions, 0)
         # A document's first token is not predicted from the previous document's last.
         batch["labels"][batch["position_ids"] == 0] = IGNORE
+        batch[NUM_TOKENS] = torch.tensor(sum(len(row) for row in ids))
         return batch
