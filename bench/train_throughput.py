@@ -18,7 +18,8 @@ adapters are the right choice there: bf16 weights would only cost precision
 without AVX512-BF16/AMX emulate bf16 matmuls; on this machine's EPYC a step
 with bf16 adapters took 1.6x to 2.2x as long).
 
-Timing: non-padding tokens trained (trl's own counter, on both sides) over the
+Timing: non-padding tokens trained (trl's counter on the trl side; our trainer
+keeps its own, which counts the same non-padding tokens) over the
 span from the trainer's train-begin to its last step log, measured by the bench
 itself on both sides, in wall-clock time and in this process's CPU time (which
 a neighbour loading a shared machine disturbs far less). Model loading and our
