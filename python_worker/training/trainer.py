@@ -3,14 +3,20 @@
 What trl/transformers do for us: gradient accumulation, cosine schedule with
 warmup, grad-norm clipping, gradient checkpointing, packing (best-fit
 decreasing: position_ids restart at every row, and transformers turns that into
-a block-diagonal causal mask, so packed rows never attend to each other; batched
-row by row except under flash attention, see collator.py), checkpoints (adapter, optimizer, scheduler, RNG, trainer state =
-data position) and resuming from them, TensorBoard.
+a block-diagonal causal mask, so packed rows never attend to each other),
+checkpoints (adapter, optimizer, scheduler, RNG, trainer state = data position)
+and resuming from them, TensorBoard.
 
 What we add, each where trl documents it should go:
   * `GuardedSFTTrainer.compute_loss`: the forgetting-guard penalty. trl says to
     subclass and override compute_loss (its compute_loss_func is deprecated and
     costs an extra forward pass).
+  * `GuardedSFTTrainer._plain_loss`: where a micro-batch's whole logits are small
+    (PLAIN_LOSS_MAX_LOGITS_BYTES), the model's own loss over them instead of
+    trl's tiled LM head; and our own count of the tokens trained.
+  * `collator.PackedRowsCollator`: packed rows batched row by row, except under
+    flash attention (trl's padding-free single row costs sdpa a dense mask).
+    trl refuses a custom collator with bfd packing, so `build` swaps it in.
   * `GuardedSFTTrainer.create_optimizer`: a second parameter group for
     embed_tokens/lm_head with their own learning rate (Trainer's own groups
     split only by weight decay).
@@ -107,8 +113,9 @@ class GuardedSFTTrainer(SFTTrainer):
         return (loss, outputs) if return_outputs else loss
 
     def _count_tokens(self, inputs: dict[str, Any], tokens: Any) -> None:
-        """Tokens trained on, for the progress events' throughput. trl counts a
-        padding-free batch's single row, so its count is wrong for row-batched packing."""
+        """Tokens trained on, for the progress events' throughput. Without an
+        attention mask trl counts position_ids.size(1): its own padding-free batch
+        is one row, but a row-batched packed batch would count one row's length."""
         if tokens is None:
             mask = inputs.get("attention_mask")
             tokens = mask.sum() if mask is not None else inputs["input_ids"].numel()
