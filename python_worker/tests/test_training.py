@@ -393,21 +393,27 @@ def test_packed_rows_do_not_attend_to_each_other(env):
     assert torch.allclose(ours, trl_loss, atol=1e-5)
 
 
-def test_packed_training_batches_keep_one_row_per_batch_entry(env, tmp_path):
-    """With packing on the CPU the trainer's batches are (batch, length), not one long row."""
+def packed_trainer(env, s: TrainSettings, out: Path):
+    """The stage trainer on the tiny model over eight rows of 9 to 40 tokens."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from python_worker.training.collator import PackedRowsCollator
     from python_worker.training.model import placement
     from python_worker.training.trainer import build
 
-    model = AutoModelForCausalLM.from_pretrained(env["model"])
-    tokenizer = AutoTokenizer.from_pretrained(env["model"])
     rows = [list(range(5, 5 + n)) for n in (30, 20, 12, 40, 9, 25, 33, 14)]
     train = Dataset.from_dict({"input_ids": rows, "labels": rows})
+    model = AutoModelForCausalLM.from_pretrained(env["model"])
+    tokenizer = AutoTokenizer.from_pretrained(env["model"])
+    return build(model, tokenizer, train, None, s, out, placement(), [])
+
+
+def test_packed_training_batches_keep_one_row_per_batch_entry(env, tmp_path):
+    """With packing on the CPU the trainer's batches are (batch, length), not one long row."""
+    from python_worker.training.collator import PackedRowsCollator
+
     s = settings(packing=True, max_steps=1, batch_size=2)
-    trainer = build(model, tokenizer, train, None, s, tmp_path / "out", placement(), [])
+    trainer = packed_trainer(env, s, tmp_path / "out")
     assert isinstance(trainer.data_collator, PackedRowsCollator)
     batch = next(iter(trainer.get_train_dataloader()))
     assert batch["input_ids"].shape[0] == 2
@@ -417,22 +423,15 @@ def test_packed_training_batches_keep_one_row_per_batch_entry(env, tmp_path):
 
 def test_plain_loss_matches_trls_fused_lm_head(env, tmp_path):
     """Small logits are computed whole (faster); loss, gradient and token accuracy match trl's tiled head."""
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from python_worker.training.trainer import plain_loss_fits
 
-    from python_worker.training.model import placement
-    from python_worker.training.trainer import build, plain_loss_fits
-
-    tokenizer = AutoTokenizer.from_pretrained(env["model"])
-    rows = [list(range(5, 5 + n)) for n in (30, 20, 12, 40, 9, 25, 33, 14)]
     s = settings(packing=True, max_steps=1, batch_size=4)
     assert plain_loss_fits(s, 8192) and not plain_loss_fits(s.__class__(batch_size=8, max_seq_length=2048), 151_936)
     seen = []
     for plain in (True, False):
         torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_pretrained(env["model"])
-        train = Dataset.from_dict({"input_ids": rows, "labels": rows})
-        trainer = build(model, tokenizer, train, None, s, tmp_path / f"out-{plain}", placement(), [])
+        trainer = packed_trainer(env, s, tmp_path / f"out-{plain}")
+        model = trainer.model
         assert trainer.plain_loss
         trainer.plain_loss = plain
         batch = next(iter(trainer.get_train_dataloader()))

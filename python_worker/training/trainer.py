@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import TrainerCallback
+from transformers import Trainer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from python_worker.job_events import (
@@ -99,8 +99,6 @@ class GuardedSFTTrainer(SFTTrainer):
 
     def _plain_loss(self, model, inputs, return_outputs, num_items_in_batch):
         """The model's own loss over whole logits, with trl's token-accuracy metric."""
-        from transformers import Trainer
-
         loss, outputs = Trainer.compute_loss(
             self, model, {**inputs, "use_cache": False}, return_outputs=True, num_items_in_batch=num_items_in_batch
         )
