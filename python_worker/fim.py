@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,22 @@ def detect(vocabulary: Iterable[str]) -> FimStyle | None:
         if all(token in vocab for token in candidate.tokens() if token):
             return candidate
     return None
+
+
+def fit_to_context(tokenizer: Any, prefix: str, suffix: str, room: int) -> tuple[str, str]:
+    """The end of the prefix and the start of the suffix (the code nearest the
+    hole) that fit in `room` tokens together, as a server would truncate a long
+    file; unchanged when they already fit. The suffix keeps at least a quarter.
+
+    Training and evaluation both cut long FIM rows this way, so a model is scored
+    on the same kind of context it was trained on."""
+    pre = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    suf = tokenizer(suffix, add_special_tokens=False)["input_ids"]
+    if len(pre) + len(suf) <= room:
+        return prefix, suffix
+    keep_suffix = min(len(suf), max(room // 4, room - len(pre)))
+    keep_prefix = max(0, room - keep_suffix)
+    return (
+        tokenizer.decode(pre[len(pre) - keep_prefix :]) if keep_prefix else "",
+        tokenizer.decode(suf[:keep_suffix]),
+    )

@@ -18,6 +18,7 @@ from typing import Any
 from rapidfuzz.distance import Levenshtein
 
 from python_worker.evaluation.sampling import Sampling, complete
+from python_worker.fim import fit_to_context
 from python_worker.jsonl import read_objects
 from python_worker.serving.base import FimPrompt
 from python_worker.training.errors import Cancelled, InvalidRequest
@@ -50,22 +51,6 @@ def read_rows(path: str, limit: int) -> list[tuple[str, str, str]]:
     if not rows:
         raise InvalidRequest(f"fim_datasets: {path} has no rows")
     return rows
-
-
-def fit_to_context(tokenizer: Any, prefix: str, suffix: str, room: int) -> tuple[str, str]:
-    """The end of the prefix and the start of the suffix (the code nearest the
-    hole) that fit in `room` tokens together, as a server would truncate a long
-    file; unchanged when they already fit. The suffix keeps at least a quarter."""
-    pre = tokenizer(prefix, add_special_tokens=False)["input_ids"]
-    suf = tokenizer(suffix, add_special_tokens=False)["input_ids"]
-    if len(pre) + len(suf) <= room:
-        return prefix, suffix
-    keep_suffix = min(len(suf), max(room // 4, room - len(pre)))
-    keep_prefix = max(0, room - keep_suffix)
-    return (
-        tokenizer.decode(pre[len(pre) - keep_prefix :]) if keep_prefix else "",
-        tokenizer.decode(suf[:keep_suffix]),
-    )
 
 
 def score(

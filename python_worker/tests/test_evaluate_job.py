@@ -137,7 +137,7 @@ def test_a_fim_row_longer_than_the_context_is_cut_around_the_hole(tiny_model: Pa
     instead of failing the whole evaluation."""
     from transformers import AutoTokenizer
 
-    from python_worker.evaluation.fim_eval import fit_to_context
+    from python_worker.fim import fit_to_context
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     prefix = "".join(f"  def f{i}(x), do: x + {i}\n" for i in range(800)) + "  def target(x) do\n"

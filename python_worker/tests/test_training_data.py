@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from python_worker import fim
 from python_worker.tests.test_training_fixtures import chat_row, fim_row
 from python_worker.training.data import IGNORE, DataStats, RowEncoder, encode_files, row_kind
 from python_worker.training.model import load_tokenizer
@@ -42,6 +43,39 @@ def test_fim_loss_only_on_the_middle(tok):
     [seq] = RowEncoder(tok, 512).encode(fim_row(0), DataStats())
     assert supervised_text(tok, seq) == "a + b" + tok.eos_token
     assert seq.input_ids[-1] == tok.eos_token_id
+
+
+@pytest.mark.parametrize("mode", ["psm", "spm"])
+def test_long_fim_rows_keep_the_code_around_the_hole(tok, mode):
+    """A FIM row from a long file is cut around its middle, as evaluation cuts
+    it, not from the left, which would drop the prefix (PSM) or the start of the
+    suffix (SPM): the code the middle is predicted from."""
+    prefix = "".join(f"  def f{i}(x), do: x + {i}\n" for i in range(200)) + "  def target(x) do\n"
+    middle = "    x * 2\n"
+    suffix = "  end\n" + "".join(f"  def g{i}(x), do: x * {i}\n" for i in range(200))
+    style = fim.style("qwen")
+    prompt = style.spm(prefix, suffix) if mode == "spm" else style.psm(prefix, suffix)
+    row = {
+        "text": prompt + middle,
+        "prefix": prefix,
+        "middle": middle,
+        "suffix": suffix,
+        "fim_style": "qwen",
+        "fim_mode": mode,
+    }
+    stats = DataStats()
+    [seq] = RowEncoder(tok, 256).encode(row, stats)
+    assert len(seq.input_ids) <= 256
+    assert supervised_text(tok, seq) == middle + tok.eos_token
+    text = tok.decode(seq.input_ids)
+    assert text.startswith("<|fim_prefix|>")  # the format survives whole
+    suffix_part = text.split("<|fim_suffix|>")[1].split("<|fim_middle|>")[0]
+    assert suffix_part.startswith("  end\n") and len(suffix_part) >= 100
+    # The prefix's end is right before the middle: after <|fim_prefix|> in PSM,
+    # after <|fim_middle|> in SPM.
+    prefix_part = text.split("<|fim_suffix|>")[0] if mode == "psm" else text.split("<|fim_middle|>")[1]
+    assert prefix_part.replace(middle + tok.eos_token, "").endswith("  def target(x) do\n")
+    assert stats.cut_rows == 0
 
 
 def test_text_rows_are_split_into_windows(tok):

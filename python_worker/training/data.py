@@ -17,9 +17,12 @@ a supervised character span, so the tokenizer's merges across a boundary do not
 matter.
 
 Length: a text row longer than max_len is split into consecutive windows (the
-whole file is trained on). A supervised row longer than max_len keeps the
-max_len tokens ending at its last supervised token: the target survives and the
-context is cut from the left.
+whole file is trained on). A FIM row longer than max_len is re-formatted from
+its parts with the end of its prefix and the start of its suffix, the code
+nearest the hole, as evaluation and serving cut a long file (`fim.fit_to_context`).
+Any other supervised row longer than max_len keeps the max_len tokens ending at
+its last supervised token: the target survives and the context is cut from the
+left.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 
 from jinja2 import TemplateError
 
+from python_worker import fim
 from python_worker.jsonl import read_objects
 
 IGNORE = -100
@@ -132,6 +136,8 @@ class RowEncoder:
         if kind is None:
             stats.skipped["unknown_format"] += 1
             return []
+        if kind == "fim":
+            row = self._fit_fim(row)
         try:
             text, spans = self._render(kind, row)
         except (KeyError, TypeError, ValueError, TemplateError):
@@ -154,6 +160,35 @@ class RowEncoder:
         if not seqs:
             stats.skipped["no_target"] += 1
         return seqs
+
+    def _fit_fim(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A FIM row whose text fits max_len, re-formatted around the hole.
+
+        Cutting the formatted text from the left, as other rows are cut, would
+        drop the prefix (PSM) or the start of the suffix (SPM): the code next to
+        the middle, without which it cannot be predicted. A row without its
+        parts, or in an unknown style, is left for that cut."""
+        parts = [row.get(k) for k in ("prefix", "middle", "suffix")]
+        if not all(isinstance(p, str) for p in parts) or row.get("fim_style") not in fim.STYLES:
+            return row
+        prefix, middle, suffix = parts
+        style = fim.style(row["fim_style"])
+        spm = row.get("fim_mode") == "spm"
+        # Every token covers at least one character, so a short text fits without
+        # tokenizing it here (+ 1 for EOS).
+        if len(row["text"]) + 1 <= self.max_len:
+            return row
+        n_tokens = len(self.tok(row["text"], add_special_tokens=False, verbose=False)["input_ids"])
+        if n_tokens + 1 <= self.max_len:
+            return row
+        fixed = len(self.tok(style.psm("", "") + middle + self.eos, add_special_tokens=False)["input_ids"])
+        # A few tokens spare: the cut parts may tokenize differently at their edges.
+        room = self.max_len - fixed - 4
+        if room <= 0:
+            return row
+        prefix, suffix = fim.fit_to_context(self.tok, prefix, suffix, room)
+        prompt = style.spm(prefix, suffix) if spm else style.psm(prefix, suffix)
+        return {**row, "prefix": prefix, "suffix": suffix, "text": prompt + middle}
 
     # Rendering: the full text plus the character spans that carry loss.
     def _render(self, kind: str, row: dict[str, Any]) -> tuple[str, list[tuple[int, int]] | None]:
