@@ -75,7 +75,7 @@ def test_long_fim_rows_keep_the_code_around_the_hole(tok, mode):
     # after <|fim_middle|> in SPM.
     prefix_part = text.split("<|fim_suffix|>")[0] if mode == "psm" else text.split("<|fim_middle|>")[1]
     assert prefix_part.replace(middle + tok.eos_token, "").endswith("  def target(x) do\n")
-    assert stats.cut_rows == 0
+    assert stats.cut_rows == 0 and stats.fim_fitted_rows == 1
 
 
 def test_text_rows_are_split_into_windows(tok):

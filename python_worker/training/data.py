@@ -80,6 +80,7 @@ class DataStats:
     skipped: Counter = field(default_factory=Counter)
     split_rows: int = 0
     cut_rows: int = 0
+    fim_fitted_rows: int = 0  # FIM rows re-formatted around their hole to fit
 
     def as_metrics(self, prefix: str) -> dict[str, float]:
         out = {
@@ -89,6 +90,7 @@ class DataStats:
             f"{prefix}supervised_tokens": self.supervised_tokens,
             f"{prefix}split_rows": self.split_rows,
             f"{prefix}cut_rows": self.cut_rows,
+            f"{prefix}fim_fitted_rows": self.fim_fitted_rows,
         }
         out.update({f"{prefix}rows_{k}": v for k, v in self.kinds.items()})
         out.update({f"{prefix}skipped_{k}": v for k, v in self.skipped.items()})
@@ -137,7 +139,7 @@ class RowEncoder:
             stats.skipped["unknown_format"] += 1
             return []
         if kind == "fim":
-            row = self._fit_fim(row)
+            row = self._fit_fim(row, stats)
         try:
             text, spans = self._render(kind, row)
         except (KeyError, TypeError, ValueError, TemplateError):
@@ -161,7 +163,7 @@ class RowEncoder:
             stats.skipped["no_target"] += 1
         return seqs
 
-    def _fit_fim(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _fit_fim(self, row: dict[str, Any], stats: DataStats) -> dict[str, Any]:
         """A FIM row whose text fits max_len, re-formatted around the hole.
 
         Cutting the formatted text from the left, as other rows are cut, would
@@ -187,6 +189,7 @@ class RowEncoder:
         if room <= 0:
             return row
         prefix, suffix = fim.fit_to_context(self.tok, prefix, suffix, room)
+        stats.fim_fitted_rows += 1
         prompt = style.spm(prefix, suffix) if spm else style.psm(prefix, suffix)
         return {**row, "prefix": prefix, "suffix": suffix, "text": prompt + middle}
 
