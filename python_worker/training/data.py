@@ -138,8 +138,6 @@ class RowEncoder:
         if kind is None:
             stats.skipped["unknown_format"] += 1
             return []
-        if kind == "fim":
-            row = self._fit_fim(row, stats)
         try:
             text, spans = self._render(kind, row)
         except (KeyError, TypeError, ValueError, TemplateError):
@@ -151,6 +149,9 @@ class RowEncoder:
             return []
         stats.kinds[kind] += 1
         ids, labels = self._tokenize(text, spans)
+        if kind == "fim" and len(ids) > self.max_len and (fitted := self._fit_fim(row)) is not None:
+            ids, labels = fitted
+            stats.fim_fitted_rows += 1
         if kind == "text":
             seqs = self._windows(ids, stats)
         else:
@@ -163,35 +164,34 @@ class RowEncoder:
             stats.skipped["no_target"] += 1
         return seqs
 
-    def _fit_fim(self, row: dict[str, Any], stats: DataStats) -> dict[str, Any]:
-        """A FIM row whose text fits max_len, re-formatted around the hole.
+    def _fit_fim(self, row: dict[str, Any]) -> tuple[list[int], list[int]] | None:
+        """Token ids and labels of a too-long FIM row re-formatted around its hole
+        to fit max_len, or None for a row that cannot be (no parts, an unknown
+        style, a middle that alone fills max_len): the left cut then applies.
 
         Cutting the formatted text from the left, as other rows are cut, would
         drop the prefix (PSM) or the start of the suffix (SPM): the code next to
-        the middle, without which it cannot be predicted. A row without its
-        parts, or in an unknown style, is left for that cut."""
+        the middle, without which it cannot be predicted."""
         parts = [row.get(k) for k in ("prefix", "middle", "suffix")]
         if not all(isinstance(p, str) for p in parts) or row.get("fim_style") not in fim.STYLES:
-            return row
+            return None
         prefix, middle, suffix = parts
         style = fim.style(row["fim_style"])
         spm = row.get("fim_mode") == "spm"
-        # Every token covers at least one character, so a short text fits without
-        # tokenizing it here (+ 1 for EOS).
-        if len(row["text"]) + 1 <= self.max_len:
-            return row
-        n_tokens = len(self.tok(row["text"], add_special_tokens=False, verbose=False)["input_ids"])
-        if n_tokens + 1 <= self.max_len:
-            return row
         fixed = len(self.tok(style.psm("", "") + middle + self.eos, add_special_tokens=False)["input_ids"])
-        # A few tokens spare: the cut parts may tokenize differently at their edges.
-        room = self.max_len - fixed - 4
-        if room <= 0:
-            return row
-        prefix, suffix = fim.fit_to_context(self.tok, prefix, suffix, room)
-        stats.fim_fitted_rows += 1
-        prompt = style.spm(prefix, suffix) if spm else style.psm(prefix, suffix)
-        return {**row, "prefix": prefix, "suffix": suffix, "text": prompt + middle}
+        room = self.max_len - fixed
+        # The cut parts may tokenize a little differently at their edges: retry
+        # with less room by the overflow.
+        for _ in range(3):
+            if room <= 0:
+                return None
+            pre, suf = fim.fit_to_context(self.tok, prefix, suffix, room)
+            prompt = style.spm(pre, suf) if spm else style.psm(pre, suf)
+            ids, labels = self._tokenize(*self._render("fim", {**row, "text": prompt + middle}))
+            if len(ids) <= self.max_len:
+                return ids, labels
+            room -= len(ids) - self.max_len
+        return None
 
     # Rendering: the full text plus the character spans that carry loss.
     def _render(self, kind: str, row: dict[str, Any]) -> tuple[str, list[tuple[int, int]] | None]:
