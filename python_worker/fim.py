@@ -13,9 +13,11 @@ for that family both orderings produce the same text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -85,3 +87,28 @@ def fit_to_context(tokenizer: Any, prefix: str, suffix: str, room: int) -> tuple
         tokenizer.decode(pre[len(pre) - keep_prefix :]) if keep_prefix else "",
         tokenizer.decode(suf[:keep_suffix]),
     )
+
+
+def fit_around_hole(
+    tokenizer: Any,
+    prefix: str,
+    suffix: str,
+    limit: int,
+    encode: Callable[[str, str], T],
+    length: Callable[[T], int] = len,
+) -> T | None:
+    """`encode(prefix', suffix')` for the end of the prefix and the start of the
+    suffix (`fit_to_context`) that make it at most `limit` tokens long, or None
+    when not even empty parts fit. For a FIM prompt or row known to be too long:
+    `encode` renders it whole (sentinels, and a training row's middle), so the
+    room left for the parts is measured, not guessed. Cut parts can tokenize a
+    little longer at their edges; then it retries with less room by the overflow."""
+    room = limit - length(encode("", ""))
+    for _ in range(3):
+        if room <= 0:
+            return None
+        encoded = encode(*fit_to_context(tokenizer, prefix, suffix, room))
+        if length(encoded) <= limit:
+            return encoded
+        room -= length(encoded) - limit
+    return None

@@ -57,6 +57,13 @@ def sampling_options(params: pb.SamplingParams) -> SamplingOptions:
     )
 
 
+def fim_reserve(options: SamplingOptions, context_length: int) -> int:
+    """Tokens a too-long FIM prompt leaves for the completion when it is cut to
+    fit: the request's max_tokens (or the default), at most half the context, so
+    the code around the hole is never cut to nothing."""
+    return min(options.max_tokens or DEFAULT_MAX_TOKENS, context_length // 2)
+
+
 def prompt_of(request: pb.GenerateRequest) -> Prompt:
     kind = request.WhichOneof("input")
     if kind == "prompt":
@@ -88,7 +95,9 @@ async def generate(
             reserve = min(options.max_tokens or DEFAULT_MAX_TOKENS, info.context_length - 1)
             prompt_ids, hits = augment.fit(backend.encode, prompt, hits, reserve, info.context_length)
         else:
-            prompt_ids = backend.encode(prompt)
+            prompt_ids = backend.encode(
+                prompt, fim_limit=info.context_length - fim_reserve(options, info.context_length)
+            )
         n_prompt = len(prompt_ids)
         if n_prompt == 0:
             raise invalid_argument("the prompt encodes to no tokens")

@@ -66,8 +66,8 @@ class AdapterBound:
         self.name = backend.name
         self.info = replace(backend.info, id=model_id, active_adapter=adapter)
 
-    def encode(self, prompt: Prompt) -> list[int]:
-        return self.backend.encode(prompt)
+    def encode(self, prompt: Prompt, fim_limit: int | None = None) -> list[int]:
+        return self.backend.encode(prompt, fim_limit)
 
     def generate(self, prompt_ids: list[int], options: SamplingOptions) -> AsyncIterator[Any]:
         generate: Any = self.backend.generate  # the adapter keyword: transformers backend only

@@ -137,6 +137,20 @@ def test_prompt_over_the_context_is_a_400(host: HostProcess, stream: bool) -> No
     assert got["error"]["code"] == "context_length_exceeded"
 
 
+def test_a_whole_file_fim_request_over_the_context_is_answered(host: HostProcess) -> None:
+    """An editor sends the whole file around the cursor: the prompt is cut to the
+    code nearest the hole, leaving room for max_tokens, not refused."""
+    _, health = get_json(f"{host.url}/health")
+    context = health["model"]["context_length"]
+    prefix = "defmodule A do end\n" * context + "def f(x) do\n  "
+    body = json.dumps({"prompt": prefix, "suffix": "\nend\n" * 50, "max_tokens": 4, "temperature": 0}).encode()
+    status, got = post(host, "/v1/completions", body)
+    assert status == 200, got
+    usage = got["usage"]
+    assert context - 4 - 8 <= usage["prompt_tokens"] <= context - 4
+    assert 1 <= usage["completion_tokens"] <= 4 and isinstance(got["choices"][0]["text"], str)
+
+
 def test_503_while_the_worker_is_down_then_recovery(host: HostProcess) -> None:
     _, health = get_json(f"{host.url}/health")
     os.kill(health["worker"]["os_pid"], signal.SIGKILL)

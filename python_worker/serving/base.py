@@ -104,9 +104,10 @@ class Backend(Protocol):
         """Load weights and tokenizer. Blocking; raises WorkerError for bad options."""
         ...
 
-    def encode(self, prompt: Prompt) -> list[int]:
+    def encode(self, prompt: Prompt, fim_limit: int | None = None) -> list[int]:
         """Token ids of a prompt built with the model's own tokenizer, chat template
-        or FIM tokens. Raises WorkerError(INVALID_ARGUMENT) for an unsupported kind."""
+        or FIM tokens; a FIM prompt over `fim_limit` tokens is cut around its hole
+        (`prompts.encode`). Raises WorkerError(INVALID_ARGUMENT) for an unsupported kind."""
         ...
 
     def generate(

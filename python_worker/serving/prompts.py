@@ -22,7 +22,12 @@ def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def encode(tokenizer: Any, prompt: Prompt, fim_style: fim.FimStyle | None, model_id: str) -> list[int]:
+def encode(
+    tokenizer: Any, prompt: Prompt, fim_style: fim.FimStyle | None, model_id: str, fim_limit: int | None = None
+) -> list[int]:
+    """Token ids of the prompt. A FIM prompt longer than `fim_limit` tokens keeps
+    the end of its prefix and the start of its suffix, the code nearest the hole
+    (editors send whole files); any other too-long prompt is the caller's error."""
     if isinstance(prompt, TextPrompt):
         # add_special_tokens: models that expect a BOS (Llama, Mistral) get it.
         return list(tokenizer(prompt.text, add_special_tokens=True)["input_ids"])
@@ -38,5 +43,12 @@ def encode(tokenizer: Any, prompt: Prompt, fim_style: fim.FimStyle | None, model
     if isinstance(prompt, FimPrompt):
         if fim_style is None:
             raise invalid_argument(f"model {model_id} has no fill-in-the-middle tokens; send a plain prompt")
-        return list(tokenizer(fim_style.psm(prompt.prefix, prompt.suffix), add_special_tokens=True)["input_ids"])
+
+        def fim_ids(prefix: str, suffix: str) -> list[int]:
+            return list(tokenizer(fim_style.psm(prefix, suffix), add_special_tokens=True)["input_ids"])
+
+        ids = fim_ids(prompt.prefix, prompt.suffix)
+        if fim_limit is not None and len(ids) > fim_limit:
+            ids = fim.fit_around_hole(tokenizer, prompt.prefix, prompt.suffix, fim_limit, fim_ids) or ids
+        return ids
     raise invalid_argument(f"unsupported prompt kind {type(prompt).__name__}")

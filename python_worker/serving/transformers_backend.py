@@ -205,8 +205,8 @@ class TransformersBackend:
 
     # -- generation -------------------------------------------------------------
 
-    def encode(self, prompt: Prompt) -> list[int]:
-        return prompts.encode(self.tokenizer, prompt, self.info.fim, self.info.id)
+    def encode(self, prompt: Prompt, fim_limit: int | None = None) -> list[int]:
+        return prompts.encode(self.tokenizer, prompt, self.info.fim, self.info.id, fim_limit)
 
     async def generate(
         self, prompt_ids: list[int], options: SamplingOptions, *, adapter: str | None = None

@@ -290,8 +290,8 @@ class VllmBackend:
         log.info("loaded %s with vLLM (context %d)", path, self._info.context_length)
         return self._info
 
-    def encode(self, prompt: Prompt) -> list[int]:
-        return prompts.encode(self.tokenizer, prompt, self.info.fim, self.info.id)
+    def encode(self, prompt: Prompt, fim_limit: int | None = None) -> list[int]:
+        return prompts.encode(self.tokenizer, prompt, self.info.fim, self.info.id, fim_limit)
 
     def add_adapter(self, name: str, adapter_dir: str | Path) -> LoraTarget:
         """Make the adapter in `adapter_dir` servable as `name` (vLLM loads it on first use)."""

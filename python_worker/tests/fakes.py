@@ -63,13 +63,17 @@ class FakeBackend:
         )
         return self._info
 
-    def encode(self, prompt: Prompt) -> list[int]:
+    def encode(self, prompt: Prompt, fim_limit: int | None = None) -> list[int]:
         if isinstance(prompt, TextPrompt):
             return [ord(c) for c in prompt.text]
         if isinstance(prompt, ChatPrompt):
             return [ord(c) for _, content in prompt.messages for c in content]
         assert isinstance(prompt, FimPrompt)
-        return [ord(c) for c in prompt.prefix + prompt.suffix]
+        prefix, suffix = prompt.prefix, prompt.suffix
+        if fim_limit is not None:  # one id per character: drop the prefix's start, then the suffix's end
+            over = max(0, len(prefix) + len(suffix) - fim_limit)
+            prefix, suffix = prefix[min(over, len(prefix)) :], suffix[: len(suffix) - max(0, over - len(prefix))]
+        return [ord(c) for c in prefix + suffix]
 
     async def generate(self, prompt_ids: list[int], options: SamplingOptions) -> AsyncIterator[Delta]:
         self.options.append(options)

@@ -164,6 +164,20 @@ def test_errors_map_to_status_codes(server: GrpcWorker) -> None:
     assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_a_fim_request_longer_than_the_context_is_cut_around_its_hole(server: GrpcWorker) -> None:
+    """An editor's whole-file FIM request over the context is answered, not refused
+    like a plain prompt: the prompt is cut to leave room for max_tokens."""
+    digits = " ".join(str(i % 10) for i in range(2100))  # each digit is its own token
+    request = pb.GenerateRequest(
+        fim=pb.FimPrompt(prefix=digits, suffix=digits), params=pb.SamplingParams(max_tokens=16)
+    )
+    responses = run(collect(server.target, request))
+    usage = responses[-1].usage
+    assert responses[-1].finish_reason in (pb.FINISH_REASON_LENGTH, pb.FINISH_REASON_STOP)
+    assert 2048 - 16 - 8 <= usage.prompt_tokens <= 2048 - 16
+    assert usage.prompt_tokens + usage.completion_tokens <= 2048
+
+
 def test_activating_an_unknown_adapter_is_not_found(server: GrpcWorker) -> None:
     exc = run(rpc_error(server.target, "ActivateAdapter", pb.ActivateAdapterRequest(adapter="no-such-run/stage9")))
     assert exc.code() == grpc.StatusCode.NOT_FOUND

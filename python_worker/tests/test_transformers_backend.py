@@ -137,6 +137,23 @@ def test_fim_prompt_uses_the_fim_tokens(backend: TransformersBackend) -> None:
     assert vocab("<|fim_suffix|>") in ids
 
 
+def test_a_long_fim_prompt_is_cut_around_its_hole(backend: TransformersBackend) -> None:
+    """A whole file sent as prefix and suffix keeps the code nearest the hole and
+    fits the limit; under the limit the prompt is untouched."""
+    prefix = "".join(f"  def f{i}(x), do: x + {i}\n" for i in range(400)) + "  def target(x) do\n"
+    suffix = "  end\n" + "".join(f"  def g{i}(x), do: x * {i}\n" for i in range(400))
+    whole = backend.encode(FimPrompt(prefix, suffix))
+    assert len(whole) > 1000
+    assert backend.encode(FimPrompt(prefix, suffix), fim_limit=len(whole)) == whole
+    ids = backend.encode(FimPrompt(prefix, suffix), fim_limit=500)
+    assert 450 < len(ids) <= 500
+    text = backend.tokenizer.decode(ids)
+    kept_prefix, rest = text.removeprefix("<|fim_prefix|>").split("<|fim_suffix|>")
+    kept_suffix = rest.removesuffix("<|fim_middle|>")
+    assert kept_prefix.endswith("  def target(x) do\n") and kept_suffix.startswith("  end\n")
+    assert prefix.endswith(kept_prefix) and suffix.startswith(kept_suffix)
+
+
 def test_fim_on_a_model_without_fim_tokens_is_invalid(backend: TransformersBackend) -> None:
     variant = TransformersBackend()
     variant.model, variant.tokenizer = backend.model, backend.tokenizer

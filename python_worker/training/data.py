@@ -177,21 +177,12 @@ class RowEncoder:
             return None
         prefix, middle, suffix = parts
         style = fim.style(row["fim_style"])
-        spm = row.get("fim_mode") == "spm"
-        fixed = len(self.tok(style.psm("", "") + middle + self.eos, add_special_tokens=False)["input_ids"])
-        room = self.max_len - fixed
-        # The cut parts may tokenize a little differently at their edges: retry
-        # with less room by the overflow.
-        for _ in range(3):
-            if room <= 0:
-                return None
-            pre, suf = fim.fit_to_context(self.tok, prefix, suffix, room)
-            prompt = style.spm(pre, suf) if spm else style.psm(pre, suf)
-            ids, labels = self._tokenize(*self._render("fim", {**row, "text": prompt + middle}))
-            if len(ids) <= self.max_len:
-                return ids, labels
-            room -= len(ids) - self.max_len
-        return None
+        layout = style.spm if row.get("fim_mode") == "spm" else style.psm
+
+        def encode(pre: str, suf: str) -> tuple[list[int], list[int]]:
+            return self._tokenize(*self._render("fim", {**row, "text": layout(pre, suf) + middle}))
+
+        return fim.fit_around_hole(self.tok, prefix, suffix, self.max_len, encode, lambda seq: len(seq[0]))
 
     # Rendering: the full text plus the character spans that carry loss.
     def _render(self, kind: str, row: dict[str, Any]) -> tuple[str, list[tuple[int, int]] | None]:
