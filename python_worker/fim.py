@@ -75,8 +75,9 @@ def fit_to_context(tokenizer: Any, prefix: str, suffix: str, room: int) -> tuple
     hole) that fit in `room` tokens together, as a server would truncate a long
     file; unchanged when they already fit. The suffix keeps at least a quarter.
 
-    Training and evaluation both cut long FIM rows this way, so a model is scored
-    on the same kind of context it was trained on."""
+    Training, evaluation and serving all cut long FIM rows this way (through
+    `fit_around_hole`), so a model is scored and served on the kind of context it
+    was trained on."""
     pre = tokenizer(prefix, add_special_tokens=False)["input_ids"]
     suf = tokenizer(suffix, add_special_tokens=False)["input_ids"]
     if len(pre) + len(suf) <= room:

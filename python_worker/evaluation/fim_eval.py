@@ -18,14 +18,11 @@ from typing import Any
 from rapidfuzz.distance import Levenshtein
 
 from python_worker.evaluation.sampling import Sampling, complete
-from python_worker.fim import fit_to_context
 from python_worker.jsonl import read_objects
 from python_worker.serving.base import FimPrompt
 from python_worker.training.errors import Cancelled, InvalidRequest
 
 DEFAULT_FIM_EXAMPLES = 200
-# Room left for the FIM special tokens around prefix and suffix.
-_FIM_MARKERS = 8
 
 
 @dataclass
@@ -63,7 +60,7 @@ def score(
             raise Cancelled("cancelled during FIM evaluation")
         wanted = max(16, len(tokenizer(middle)["input_ids"]) * 2)
         budget = Sampling(max_tokens=min(wanted, context // 2))
-        prefix, suffix = fit_to_context(tokenizer, prefix, suffix, context - budget.max_tokens - _FIM_MARKERS)
+        # A row longer than the context is cut around its hole, as serving cuts it.
         [got] = complete(model, tokenizer, FimPrompt(prefix, suffix), 1, budget, context, fim_style=style)
         exact += got.strip() == middle.strip()
         similarity += Levenshtein.normalized_similarity(got, middle)

@@ -34,8 +34,10 @@ def complete(
     stop: tuple[str, ...] = (),
     fim_style: Any = None,
 ) -> list[str]:
-    """`n` completions of `prompt` (only the new text; stop strings end generation early)."""
-    ids = encode(tokenizer, prompt, fim_style, "the evaluated model")
+    """`n` completions of `prompt` (only the new text; stop strings end generation early).
+    A FIM prompt that leaves less than `sampling.max_tokens` of the context is cut
+    around its hole, as serving cuts it."""
+    ids = encode(tokenizer, prompt, fim_style, "the evaluated model", context_length - sampling.max_tokens)
     room = context_length - len(ids)
     if room < 1:
         raise ValueError(f"the prompt has {len(ids)} tokens; the model's context is {context_length}")

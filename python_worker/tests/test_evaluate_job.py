@@ -132,11 +132,13 @@ def test_invalid_requests_name_the_field(tiny_model: Path, tmp_path: Path) -> No
     assert done.kind == K.FAILED and "no completion for 1 problem(s)" in done.message
 
 
-def test_a_fim_row_longer_than_the_context_is_cut_around_the_hole(tiny_model: Path) -> None:
+def test_a_fim_row_longer_than_the_context_is_cut_around_the_hole(tiny_model: Path, tmp_path: Path) -> None:
     """A long file's FIM row keeps the code nearest the hole and fits the context,
     instead of failing the whole evaluation."""
-    from transformers import AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from python_worker import fim
+    from python_worker.evaluation import fim_eval
     from python_worker.fim import fit_to_context
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
@@ -148,3 +150,9 @@ def test_a_fim_row_longer_than_the_context_is_cut_around_the_hole(tiny_model: Pa
     assert short_prefix.endswith("  def target(x) do\n") and short_suffix.startswith("  end\n")
     assert len(short_suffix) >= 100
     assert fit_to_context(tokenizer, "a", "b", 1000) == ("a", "b")
+    # The scorer cuts such a row itself: the model's context is 2048 tokens, the row ~20,000.
+    rows = tmp_path / "long.jsonl"
+    rows.write_text(json.dumps({"prefix": prefix, "middle": "    x * 2\n", "suffix": suffix}) + "\n")
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    got = fim_eval.score(model, tokenizer, fim.style("qwen"), str(rows), 1, 2048, threading.Event())
+    assert got.examples == 1 and 0.0 <= got.edit_similarity <= 1.0

@@ -19,7 +19,7 @@ matter.
 Length: a text row longer than max_len is split into consecutive windows (the
 whole file is trained on). A FIM row longer than max_len is re-formatted from
 its parts with the end of its prefix and the start of its suffix, the code
-nearest the hole, as evaluation and serving cut a long file (`fim.fit_to_context`).
+nearest the hole, as evaluation and serving cut a long file (`fim.fit_around_hole`).
 Any other supervised row longer than max_len keeps the max_len tokens ending at
 its last supervised token: the target survives and the context is cut from the
 left.
