@@ -97,6 +97,30 @@ def completion_status(port: int) -> int:
     return status
 
 
+def stop_an_answer(chat: Pty, prompt: bytes, key: bytes, tries: int = 5) -> bytes:
+    """Asks `prompt` at the chat's prompt, presses `key` once the answer streams, and
+    returns what the chat printed from the answer to the next prompt.
+
+    The model samples, so it may end an answer on its own before the key arrives.
+    The key then lands on the prompt line, Enter drops that line, and the question
+    is asked again."""
+    for _ in range(tries):
+        mark = len(chat.seen)
+        chat.write(prompt + b"\r")
+        # The answer streams: its text arrives after the echoed prompt line.
+        answer_at = mark + len(prompt) + len(b"\r\n")
+        chat.read_bytes(8, start=answer_at)
+        chat.write(key)
+        printed = chat.read_until(b"you> ", start=answer_at)
+        if b"(stopped)" in printed:
+            return printed
+        # The answer ended first: drop the line that holds the key.
+        retry_at = len(chat.seen)
+        chat.write(b"\r")
+        chat.read_until(b"you> ", start=retry_at)
+    raise AssertionError(f"every answer ended before the stop key; output:\n{chat.seen.decode(errors='replace')}")
+
+
 def test_in_a_terminal_answers_stream_ctrl_c_stops_on_the_worker_and_ctrl_d_quits(
     one_slot_host: HostProcess,
 ) -> None:
@@ -106,14 +130,11 @@ def test_in_a_terminal_answers_stream_ctrl_c_stops_on_the_worker_and_ctrl_d_quit
         chat_env(one_slot_host.port, one_slot_host.data_dir),
     )
     chat.read_until(b"you> ")
-    mark = len(chat.seen)
-    chat.write(b"defmodule Stack do\r")
-    # The answer streams: its text arrives after the echoed prompt line.
-    chat.read_bytes(40, start=mark + len(b"defmodule Stack do\r\n"))
-    chat.write(b"\x03")
-    after_stop = chat.read_until(b"(stopped)", timeout=10, start=mark)
-    answer = after_stop.split(b"defmodule Stack do", 1)[1].split(b"(stopped)")[0].strip()
-    assert answer, after_stop
+    printed = stop_an_answer(chat, b"defmodule Stack do", b"\x03")
+    answer, after = printed.split(b"(stopped)")
+    assert answer.strip(), printed
+    # The chat goes on, and its next prompt comes after the notice, not before.
+    assert b"you> " in after, printed
     # Stopped on the worker, not only in the terminal: its only batch slot frees
     # long before 1,800 tokens could have been written.
     started = time.monotonic()
@@ -121,17 +142,26 @@ def test_in_a_terminal_answers_stream_ctrl_c_stops_on_the_worker_and_ctrl_d_quit
         assert time.monotonic() - started < 3.0, "the stopped answer still holds the worker's batch slot"
     assert completion_status(one_slot_host.port) == 200
 
-    # The chat goes on, and its next prompt comes after the notice, not before.
-    chat.read_until(b"you> ", start=chat.seen.index(b"(stopped)"))
     mark = len(chat.seen)
     chat.write(b"/model\r")
     assert b"available:" in chat.read_until(b"available:", start=mark)
-    mark = len(chat.seen)
-    chat.write(b"  def push(stack, x) do\r")
-    chat.read_bytes(40, start=mark + len(b"  def push(stack, x) do\r\n"))
-    chat.write(b"\x1b")  # Esc stops too
-    chat.read_until(b"(stopped)", timeout=10, start=mark)
     chat.read_until(b"you> ", start=mark)
+    assert b"(stopped)" in stop_an_answer(chat, b"  def push(stack, x) do", b"\x1b")  # Esc stops too
+    chat.write(b"\x04")
+    assert chat.wait() == 0
+
+
+def test_a_stop_key_on_the_prompt_line_drops_the_line(one_slot_host: HostProcess) -> None:
+    """A stop key pressed just after an answer ended is not sent as a question."""
+    chat = Pty(
+        ["mix", "chat", "--max-tokens", "4"], ROOT / "elixir", chat_env(one_slot_host.port, one_slot_host.data_dir)
+    )
+    chat.read_until(b"you> ")
+    for key in (b"\x03", b"\x1b"):
+        mark = len(chat.seen)
+        chat.write(key + b"\r")
+        printed = chat.read_until(b"you> ", start=mark)
+        assert b"(line dropped: Ctrl-C or Esc stops an answer; Ctrl-D quits)" in printed, printed
     chat.write(b"\x04")
     assert chat.wait() == 0
 

@@ -17,7 +17,9 @@ defmodule Mix.Tasks.Chat do
 
   Ctrl-C or Esc while an answer streams stops it, on the worker too, and
   the chat goes on with the part already written. On the prompt line Ctrl-C
-  is an ordinary key: the line is dropped when Enter is pressed.
+  and Esc are ordinary keys, and a line holding either is dropped when Enter
+  is pressed: it is most likely a stop key that came just after the answer
+  ended, not a question.
 
   When stdin is not a terminal, each line read from it is one prompt of the
   same conversation and only the answers are printed on stdout, one per
@@ -169,8 +171,8 @@ defmodule Mix.Tasks.Chat do
 
   defp handle(line, state) do
     cond do
-      String.contains?(line, <<3>>) ->
-        notice(state, "(line dropped: Ctrl-C stops an answer; Ctrl-D quits)")
+      String.contains?(line, [<<3>>, <<27>>]) ->
+        notice(state, "(line dropped: Ctrl-C or Esc stops an answer; Ctrl-D quits)")
         state
 
       String.starts_with?(line, "/") ->
