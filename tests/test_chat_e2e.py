@@ -171,7 +171,7 @@ def test_piped_stdin_prints_only_the_answers(one_slot_host: HostProcess) -> None
         ["mix", "chat", "--max-tokens", "6", "--system", "You write Elixir."],
         cwd=ROOT / "elixir",
         env=chat_env(one_slot_host.port, one_slot_host.data_dir),
-        input="defmodule Queue do\n\n  def new do\n",
+        input="defmodule Queue do\n\n/help\n  def new do\n",
         capture_output=True,
         text=True,
         timeout=120,
@@ -181,7 +181,9 @@ def test_piped_stdin_prints_only_the_answers(one_slot_host: HostProcess) -> None
     answers = result.stdout.split("\n")
     assert len([a for a in answers if a.strip()]) >= 1, result.stdout
     assert "you>" not in result.stdout
-    assert "(cut at the token limit)" in result.stderr  # notices go to stderr
+    # Notices go to stderr (an answer's "(cut at the token limit)" too, but the
+    # sampled model may end each answer before its limit).
+    assert "commands: /reset" in result.stderr and "commands:" not in result.stdout, result.stderr
 
 
 def test_an_unknown_model_is_refused_with_the_available_ids(one_slot_host: HostProcess) -> None:
@@ -204,7 +206,8 @@ def test_with_no_host_up_it_starts_one_in_its_own_process(tmp_path: Path) -> Non
         ["mix", "chat", "--max-tokens", "4"],
         cwd=ROOT / "elixir",
         env=chat_env(free_port(), tmp_path),
-        input="defmodule Tree do\n",
+        # Three prompts: a sampled answer may be empty (end of text first).
+        input="defmodule Tree do\n  def new do\n  def insert(tree, x) do\n",
         capture_output=True,
         text=True,
         timeout=300,

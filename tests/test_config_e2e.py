@@ -66,7 +66,8 @@ def test_with_no_model_set_the_host_serves_the_shipped_code_base(tmp_path: Path)
         assert health is not None
         assert health["model"]["path"] == str(ROOT / "models" / "tiny-code")
         status, body = post_json(
-            f"{host.url}/v1/completions", {"model": "tiny-code", "prompt": "-module(lists).\n", "max_tokens": 8}
+            f"{host.url}/v1/completions",
+            {"model": "tiny-code", "prompt": "-module(lists).\n", "max_tokens": 8, "temperature": 0},
         )
         assert status == 200, body
         assert body["choices"][0]["text"]

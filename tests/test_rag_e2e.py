@@ -190,7 +190,7 @@ def wait_for_hits(host: HostProcess, body: dict[str, Any], timeout: float = 60.0
 
 def test_a_finished_chat_is_remembered(rag_host: HostProcess) -> None:
     question = "Remember that the staging database is called marmot-7."
-    body = {"model": MODEL, "messages": [{"role": "user", "content": question}], "max_tokens": 3}
+    body = {"model": MODEL, "messages": [{"role": "user", "content": question}], "max_tokens": 3, "temperature": 0}
     status, answer = post_json(f"{rag_host.url}/v1/chat/completions", body, timeout=120)
     assert status == 200, answer
     source = f"conversation:{answer['id']}"

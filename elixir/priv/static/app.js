@@ -140,6 +140,7 @@
     const status = document.getElementById("chat-status");
     const model = document.getElementById("model");
     const maxTokens = document.getElementById("max-tokens");
+    const temperature = document.getElementById("temperature");
     const messages = document.getElementById("messages");
     let controller = null;
 
@@ -216,6 +217,9 @@
           max_tokens: parseInt(maxTokens.value, 10) || 256,
         };
         if (model.value) body.model = model.value;
+        // An empty or invalid field leaves the API's default (1).
+        const t = parseFloat(temperature.value);
+        if (Number.isFinite(t)) body.temperature = t;
         const response = await fetch("/v1/chat/completions", {
           method: "POST",
           headers: { "content-type": "application/json", "x-csrf-token": csrf() },
