@@ -67,16 +67,19 @@ class Row:
 
 
 def log_files(paths: list[str]) -> list[Path]:
-    """The *.jsonl files the config names (files, or directories searched recursively), or InvalidRequest."""
+    """The log files the config names (files, or directories searched recursively
+    for *.jsonl logs and Continue *.json sessions), or InvalidRequest."""
     files: list[Path] = []
     for index, raw in enumerate(paths):
         path = Path(raw).expanduser()
         if path.is_file():
             files.append(path.resolve())
         elif path.is_dir():
-            found = sorted(p.resolve() for p in path.rglob("*.jsonl") if p.is_file())
+            found = sorted(p.resolve() for p in path.rglob("*") if p.is_file() and logs.is_log_file(p))
             if not found:
-                raise InvalidRequest(f"{FIELD}[{index}]: directory {raw} holds no .jsonl conversation logs")
+                raise InvalidRequest(
+                    f"{FIELD}[{index}]: directory {raw} holds no conversation logs (*.jsonl, or Continue *.json sessions)"
+                )
             files.extend(found)
         else:
             raise InvalidRequest(f"{FIELD}[{index}]: no such file or directory: {raw}")

@@ -6,9 +6,10 @@
                                                        # FAILED or CANCELLED
 
 Inputs are files or directories (searched recursively, skipping `.git`,
-`_build`, `deps` and `node_modules`): `*.jsonl` conversation logs (rag/logs.py,
-one `conversation` document per exchange), `*.md` and `*.ex`/`*.exs`
-(rag/chunking.py). Documents are upserted in batches; the cancel event is
+`_build`, `deps` and `node_modules`): conversation logs (rag/logs.py: `*.jsonl`,
+and `*.json` Continue sessions, which a directory walk tells from other JSON by
+their start; one `conversation` document per exchange), `*.md` and
+`*.ex`/`*.exs` (rag/chunking.py). Documents are upserted in batches; the cancel event is
 checked between batches. COMPLETED's metrics: files, chunks, added, existing,
 skipped_lines.
 """
@@ -27,8 +28,7 @@ from python_worker.proto import worker_pb2 as pb
 from python_worker.rag import chunking, logs
 from python_worker.rag.store import Document, MemoryStore, check_collection
 
-LOG_SUFFIXES = (".jsonl",)
-SUFFIXES = LOG_SUFFIXES + chunking.MARKDOWN_SUFFIXES + chunking.ELIXIR_SUFFIXES
+SUFFIXES = logs.LOG_SUFFIXES + chunking.MARKDOWN_SUFFIXES + chunking.ELIXIR_SUFFIXES
 SKIP_DIRS = frozenset({".git", "_build", "deps", "node_modules"})
 BATCH = 64
 # LOG events for skipped lines, per file; the count in the metrics is always complete.
@@ -57,7 +57,11 @@ def plan(paths: list[str], collection: str) -> Plan:
             found = sorted(
                 p
                 for p in path.rglob("*")
-                if p.is_file() and p.suffix in SUFFIXES and not SKIP_DIRS.intersection(p.relative_to(path).parts)
+                if p.is_file()
+                and p.suffix in SUFFIXES
+                and not SKIP_DIRS.intersection(p.relative_to(path).parts)
+                # A *.json is read only when it is a Continue session.
+                and (p.suffix not in logs.LOG_SUFFIXES or logs.is_log_file(p))
             )
             if not found:
                 raise InvalidRequest(f"paths[{index}]: directory {raw} holds no {', '.join(SUFFIXES)} files")
@@ -71,7 +75,7 @@ def plan(paths: list[str], collection: str) -> Plan:
 
 def documents_of(path: Path) -> tuple[list[Document], list[logs.Skipped]]:
     """The memory documents of one file, and the lines skipped (conversation logs only)."""
-    if path.suffix in LOG_SUFFIXES:
+    if path.suffix in logs.LOG_SUFFIXES:
         parsed = logs.parse_log(path)
         docs = [Document(e.text(), e.source, "conversation", e.timestamp) for e in parsed.exchanges]
         return docs, parsed.skipped

@@ -13,12 +13,20 @@ Formats, told apart line by line (one file may only hold one of them in practice
   `isMeta`/`isSidechain` events are skipped silently: they are not dialogue;
 * one message per line, `{"role", "content"}` (Mistral Vibe's
   `logs/session/*/messages.jsonl`, OpenAI messages with `tool_calls`): `tool`
-  messages and tool calls are dropped.
+  messages and tool calls are dropped;
+* a Continue session, one JSON document per file
+  (`~/.continue/sessions/<sessionId>.json`), shaped as Continue's published
+  `Session` type (core/index.d.ts): `{"sessionId", "title",
+  "workspaceDirectory", "history": [{"message": {"role", "content"},
+  "contextItems", ...}]}`, content a string or a list of `text`/`imageUrl`
+  parts. `thinking`, `tool` and `system` messages are dropped. Its `sessions.json`
+  index (a list) is not a session, and a directory walk passes it over.
 
 A line that is not JSON, not an object, or not one of these shapes is skipped
 and reported with its line number; nothing is fatal. An exchange is a user
 message followed by the assistant's answer (the assistant text up to the next
-user message); its source is `PATH:LINE`, the line of the user message.
+user message); its source is `PATH:LINE`, the line of the user message (in a
+Continue session, the 1-based number of its history item).
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# A *.jsonl file is read line by line; a *.json file is one Continue session.
+LOG_SUFFIXES = (".jsonl", ".json")
 NOISE_BLOCKS = frozenset({"tool_use", "tool_result", "thinking", "redacted_thinking", "image", "document"})
 # Claude Code wraps slash commands and their output in these; they are not dialogue.
 _COMMAND_MARKERS = ("<command-name>", "<local-command-stdout>", "<command-message>")
@@ -109,10 +119,27 @@ class _Pairer:
         self.answer = []
 
 
+def is_log_file(path: Path) -> bool:
+    """Whether a file met in a directory walk is a conversation log: any *.jsonl,
+    and a *.json only when it opens as a Continue session (an object with a
+    sessionId near its start, where Continue writes it), so a project's other
+    JSON files and Continue's sessions.json index (a list) are passed over."""
+    if path.suffix == ".jsonl":
+        return True
+    if path.suffix != ".json":
+        return False
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    return head.lstrip().startswith(b"{") and b'"sessionId"' in head
+
+
 def parse_log(path: Path | str) -> ParsedLog:
     """Every exchange in a conversation log, and every line skipped with why."""
     path = Path(path)
     result = ParsedLog(path)
+    if path.suffix == ".json":
+        _continue_session(path, result)
+        return result
     stream = _Pairer(str(path), result.exchanges)  # Claude Code events and message-per-line logs
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -187,3 +214,33 @@ def _message_line(record: dict[str, Any], lineno: int, stream: _Pairer) -> None:
         stream.user_message(text, lineno, timestamp)
     elif role == "assistant":
         stream.assistant_message(text)
+
+
+def _continue_session(path: Path, result: ParsedLog) -> None:
+    """A Continue session file; a problem with the whole file is reported as line 1,
+    one with a history item as that item's number."""
+    try:
+        session = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except json.JSONDecodeError as exc:
+        result.skipped.append(Skipped(exc.lineno, f"not JSON ({exc.msg} at column {exc.colno})"))
+        return
+    history = session.get("history") if isinstance(session, dict) else None
+    if not isinstance(history, list):
+        result.skipped.append(Skipped(1, "not a Continue session (an object with a 'history' list)"))
+        return
+    pairer = _Pairer(str(path), result.exchanges)
+    for number, item in enumerate(history, 1):
+        try:
+            message = item.get("message") if isinstance(item, dict) else None
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise _BadLine(f"history[{number - 1}].message must be an object with a string 'role'")
+            text = content_text(message.get("content"), f"history[{number - 1}].message.content")
+        except _BadLine as exc:
+            result.skipped.append(Skipped(number, str(exc)))
+            continue
+        if message["role"] == "user" and text:
+            pairer.user_message(text, number, "")
+        elif message["role"] == "assistant":
+            pairer.assistant_message(text)
+        # thinking, tool and system messages are not dialogue.
+    pairer.flush()

@@ -108,6 +108,40 @@ def test_exchanges_with_elixir_code_become_scrubbed_deduplicated_decontaminated_
     assert "## Conversation logs" in report and "3 kept as stage 2 rows" in report
 
 
+def test_a_continue_sessions_directory_gives_stage2_rows(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    _write_manifest(raw, [_package(raw, "a", "1.0.0", {"lib/a.ex": elixir_module("A", 1)}, 10, ["MIT"])])
+    sessions = tmp_path / ".continue" / "sessions"
+    sessions.mkdir(parents=True)
+    history = [
+        {"message": {"role": "user", "content": "How do I sum a list?"}, "contextItems": []},
+        {"message": {"role": "thinking", "content": "easy"}, "contextItems": []},
+        {"message": {"role": "assistant", "content": [{"type": "text", "text": ANSWER}]}, "contextItems": []},
+    ]
+    session = {"sessionId": "9e1", "title": "Sums", "workspaceDirectory": "/w", "history": history}
+    (sessions / "9e1.json").write_text(json.dumps(session, indent=2))
+    (sessions / "sessions.json").write_text(json.dumps([{"sessionId": "9e1", "title": "Sums", "dateCreated": "1"}]))
+    config = parse_config(
+        json.dumps({"replay": {"share": 0}, "workers": 1, "stage2": {"conversation_logs": [str(sessions)]}})
+    )
+    result = build(
+        BuildRequest(inputs=[str(raw)], out_dir=str(tmp_path / "out"), config=config, seed=1),
+        lambda _event: None,
+        threading.Event(),
+    )
+    rows = [
+        json.loads(line)
+        for split in ("train", "eval")
+        for line in (result.out_dir / "stage2" / f"{split}.jsonl").read_text().splitlines()
+    ]
+    (row,) = [r for r in rows if r["kind"] == "conversation"]
+    assert [m["content"] for m in row["messages"][1:]] == ["How do I sum a list?", ANSWER.strip()]
+    assert row["path"] == f"{(sessions / '9e1.json').resolve()}:1"
+    summary = result.manifest["conversations"]
+    assert (summary["files"], summary["exchanges"], summary["rows"], summary["skipped_lines"]) == (1, 1, 1, 0)
+
+
 def test_a_missing_log_path_fails_before_any_work(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()

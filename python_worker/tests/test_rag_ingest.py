@@ -27,6 +27,12 @@ def tree(tmp_path: Path) -> Path:
     (root / "notes.txt").write_text("not ingested")
     (root / "assets").mkdir()
     (root / "assets" / "app.css").write_text("body {}")
+    # Continue's session directory: a session, and its index (a list, not a session);
+    # the package.json beside it is not a log either.
+    (root / "sessions").mkdir()
+    (root / "sessions" / "0b1c.json").write_text('{\n  "sessionId": "0b1c",\n  "title": "t",\n  "history": []\n}')
+    (root / "sessions" / "sessions.json").write_text('[{"sessionId": "0b1c", "title": "t", "dateCreated": "1"}]')
+    (root / "package.json").write_text('{"name": "assets", "version": "1.0.0"}')
     return root
 
 
@@ -34,7 +40,12 @@ def test_directories_are_searched_for_ingestible_files_skipping_build_output(tmp
     root = tree(tmp_path)
     plan = ingest.plan([str(root), str(root / "lib" / "a.ex")], "")
     assert plan.collection == "conversations"
-    assert [p.relative_to(root.resolve()).as_posix() for p in plan.files] == ["README.md", "lib/a.ex", "logs.jsonl"]
+    assert [p.relative_to(root.resolve()).as_posix() for p in plan.files] == [
+        "README.md",
+        "lib/a.ex",
+        "logs.jsonl",
+        "sessions/0b1c.json",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -42,7 +53,7 @@ def test_directories_are_searched_for_ingestible_files_skipping_build_output(tmp
     [
         ([], "", "paths: at least one file or directory is required"),
         (["{root}/missing"], "", "paths[0]: no such file or directory"),
-        (["{root}/notes.txt"], "", "paths[0]: {root}/notes.txt is not a .jsonl, .md, .markdown, .ex, .exs file"),
+        (["{root}/notes.txt"], "", "paths[0]: {root}/notes.txt is not a .jsonl, .json, .md, .markdown, .ex, .exs file"),
         (["{root}/assets"], "", "paths[0]: directory {root}/assets holds no"),
         (["{root}"], "Docs!", "collection: 'Docs!' is not a collection name"),
     ],

@@ -118,6 +118,65 @@ def test_malformed_lines_are_skipped_and_counted_with_their_line_numbers(tmp_pat
     assert "not a chat record" in reasons[4] and "message.content" in reasons[5]
 
 
+def continue_session(path: Path, history: list[object]) -> Path:
+    """A session file as Continue writes it: its `Session` type, pretty-printed."""
+    session = {"sessionId": "5f0c", "title": "GenServer help", "workspaceDirectory": "/w", "history": history}
+    path.write_text(json.dumps(session, indent=2))
+    return path
+
+
+def item(role: str, content: object, **message: object) -> dict:
+    return {"message": {"role": role, "content": content, **message}, "contextItems": []}
+
+
+def test_continue_sessions_keep_text_and_drop_thinking_tool_and_image_parts(tmp_path: Path) -> None:
+    log = continue_session(
+        tmp_path / "5f0c.json",
+        [
+            item("system", "You are helpful."),
+            item("user", [{"type": "text", "text": "Write a counter"}, {"type": "imageUrl", "imageUrl": {"url": "x"}}]),
+            item("thinking", "private reasoning"),
+            item("assistant", "", toolCalls=[{"id": "c", "type": "function", "function": {"name": "read"}}]),
+            {"message": {"role": "tool", "content": "file body", "toolCallId": "c"}, "contextItems": []},
+            item("assistant", [{"type": "text", "text": "```elixir\ndefmodule Counter do\nend\n```"}]),
+            item("user", "Thanks"),
+            item("assistant", "You're welcome."),
+        ],
+    )
+    parsed = logs.parse_log(log)
+    assert parsed.skipped == []
+    assert [(e.user, e.assistant, e.source) for e in parsed.exchanges] == [
+        ("Write a counter", "```elixir\ndefmodule Counter do\nend\n```", f"{log}:2"),
+        ("Thanks", "You're welcome.", f"{log}:7"),
+    ]
+    assert all("private reasoning" not in e.text() and "file body" not in e.text() for e in parsed.exchanges)
+
+
+def test_a_broken_continue_session_is_reported_not_fatal(tmp_path: Path) -> None:
+    bad_item = continue_session(
+        tmp_path / "a.json", [item("user", "Q"), {"message": "nope"}, item("user", 7), item("assistant", "A")]
+    )
+    parsed = logs.parse_log(bad_item)
+    assert [(e.user, e.assistant) for e in parsed.exchanges] == [("Q", "A")]
+    assert [(s.line, s.reason) for s in parsed.skipped] == [
+        (2, "history[1].message must be an object with a string 'role'"),
+        (3, "history[2].message.content must be a string or a list of content blocks, got int"),
+    ]
+    (tmp_path / "b.json").write_text('{"sessionId": "b", "history": [')
+    (tmp_path / "c.json").write_text('[{"sessionId": "c", "title": "the index"}]')
+    assert logs.parse_log(tmp_path / "b.json").skipped[0].reason.startswith("not JSON")
+    assert logs.parse_log(tmp_path / "c.json").skipped[0].reason.startswith("not a Continue session")
+
+
+def test_a_directory_walk_takes_json_only_when_it_is_a_continue_session(tmp_path: Path) -> None:
+    session = continue_session(tmp_path / "5f0c.json", [])
+    (tmp_path / "sessions.json").write_text('[{"sessionId": "5f0c"}]')
+    (tmp_path / "package.json").write_text('{"name": "x"}')
+    (tmp_path / "chat.jsonl").write_text("")
+    found = sorted(p.name for p in tmp_path.iterdir() if logs.is_log_file(p))
+    assert found == ["5f0c.json", "chat.jsonl"] and session.exists()
+
+
 def test_markdown_is_cut_at_headings_outside_code_fences(tmp_path: Path) -> None:
     doc = tmp_path / "guide.md"
     doc.write_text(

@@ -9,8 +9,9 @@ defmodule Mix.Tasks.Rag.Ingest do
 
   Each `PATH` is a file or a directory (read recursively): `*.jsonl`
   conversation logs (OpenAI-style `{"messages": [...]}` lines, Claude Code
-  sessions), `*.md` (chunked by heading), `*.ex`/`*.exs` (chunked by
-  top-level definition). Paths are expanded here, so relative ones mean the
+  sessions, one message per line), Continue sessions (`*.json` under
+  `~/.continue/sessions`), `*.md` (chunked by heading), `*.ex`/`*.exs`
+  (chunked by top-level definition). Paths are expanded here, so relative ones mean the
   same on a running host.
 
     * `--collection NAME` - the collection to fill (default `conversations`;
