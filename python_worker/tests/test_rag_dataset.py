@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from python_worker.dataset import BuildRequest, InvalidRequest, parse_config
+from python_worker.dataset import BuildRequest, BuildResult, InvalidRequest, parse_config
 from python_worker.dataset.build import build
 from python_worker.dataset.conversations import elixir_code
 from python_worker.tests.test_dataset_corpus import HUMANEVAL, _package, _write_manifest, elixir_module
@@ -22,6 +22,24 @@ SECRET_ANSWER = (
 
 def claude(kind: str, content: object) -> str:
     return json.dumps({"type": kind, "message": {"role": kind, "content": content}})
+
+
+def build_with_logs(tmp_path: Path, raw: Path, logs: Path) -> tuple[BuildResult, list[dict]]:
+    """A real build of `raw` with `logs` as stage2.conversation_logs; its result and stage-2 rows."""
+    config = parse_config(
+        json.dumps({"replay": {"share": 0}, "workers": 1, "stage2": {"conversation_logs": [str(logs)]}})
+    )
+    result = build(
+        BuildRequest(inputs=[str(raw)], out_dir=str(tmp_path / "out"), config=config, seed=1),
+        lambda _event: None,
+        threading.Event(),
+    )
+    rows = [
+        json.loads(line)
+        for split in ("train", "eval")
+        for line in (result.out_dir / "stage2" / f"{split}.jsonl").read_text().splitlines()
+    ]
+    return result, rows
 
 
 def test_exchanges_with_elixir_code_become_scrubbed_deduplicated_decontaminated_stage2_rows(tmp_path: Path) -> None:
@@ -74,20 +92,8 @@ def test_exchanges_with_elixir_code_become_scrubbed_deduplicated_decontaminated_
         )
         + "\n"
     )
-    config = parse_config(
-        json.dumps({"replay": {"share": 0}, "workers": 1, "stage2": {"conversation_logs": [str(logs)]}})
-    )
-    result = build(
-        BuildRequest(inputs=[str(raw)], out_dir=str(tmp_path / "out"), config=config, seed=1),
-        lambda _event: None,
-        threading.Event(),
-    )
+    result, stage2 = build_with_logs(tmp_path, raw, logs)
     out = result.out_dir
-    stage2 = [
-        json.loads(line)
-        for split in ("train", "eval")
-        for line in (out / "stage2" / f"{split}.jsonl").read_text().splitlines()
-    ]
     convo = [r for r in stage2 if r["kind"] == "conversation"]
     by_user = {r["messages"][1]["content"]: r for r in convo}
     assert sorted(by_user) == ["How do I sum a list?", "Set up ExAws?", "Write a GenServer counter"]
@@ -122,19 +128,7 @@ def test_a_continue_sessions_directory_gives_stage2_rows(tmp_path: Path) -> None
     session = {"sessionId": "9e1", "title": "Sums", "workspaceDirectory": "/w", "history": history}
     (sessions / "9e1.json").write_text(json.dumps(session, indent=2))
     (sessions / "sessions.json").write_text(json.dumps([{"sessionId": "9e1", "title": "Sums", "dateCreated": "1"}]))
-    config = parse_config(
-        json.dumps({"replay": {"share": 0}, "workers": 1, "stage2": {"conversation_logs": [str(sessions)]}})
-    )
-    result = build(
-        BuildRequest(inputs=[str(raw)], out_dir=str(tmp_path / "out"), config=config, seed=1),
-        lambda _event: None,
-        threading.Event(),
-    )
-    rows = [
-        json.loads(line)
-        for split in ("train", "eval")
-        for line in (result.out_dir / "stage2" / f"{split}.jsonl").read_text().splitlines()
-    ]
+    result, rows = build_with_logs(tmp_path, raw, sessions)
     (row,) = [r for r in rows if r["kind"] == "conversation"]
     assert [m["content"] for m in row["messages"][1:]] == ["How do I sum a list?", ANSWER.strip()]
     assert row["path"] == f"{(sessions / '9e1.json').resolve()}:1"
