@@ -9,7 +9,8 @@
    of Elixir source: this repository's own elixir/ tree, repeated to size, or the
    .ex/.exs/.md files under --corpus DIR. The baseline, run in the same process
    and alternated round by round, applies the same rules the plain way: each
-   format and the generic name/assignment/literal rule as one whole-text regex
+   format, the generic name/assignment/literal rule and the `Bearer <token>` rule
+   each as one whole-text regex
    (no substring prefilter, no anchoring at key words), with the same value check.
    If git history is present, the previous rule set (before the generic rule) is
    timed too, to show what the wider coverage costs.
@@ -43,9 +44,10 @@ PREVIOUS_RULES_COMMIT = "b1c972d"  # the last scrub.py without the generic rule
 
 # The baseline: the same rules, each a whole-text regex.
 _PLAIN_GENERIC = re.compile(
-    r"""(?i)([\w-]*(?:key|secret|token|passw|pwd|credential|auth|api|salt)[\w-]*)["']?[ \t]*"""
+    r"""(?i)([\w-]*(?:key|secret|token|passw|pwd|credential|auth|api|salt|bearer)[\w-]*)["']?[ \t]*"""
     r"""(?:=>|:=|:(?!:)|=(?![=~])|,|\)[ \t]*\|\|)\s{0,40}(?:<<)?(["'])(?:Bearer |Basic |Token )?([^"'\s]{8,512})\2"""
 )
+_PLAIN_BEARER = re.compile(r"(?i)bearer" + scrub._BEARER_VALUE.pattern)
 _PLAIN_URL = re.compile(
     r"(?i)\b(?:ecto|postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|https?)://"
     r"([^:/@\s\"'<>]*):([^@/\s\"'<>]+)@"
@@ -75,7 +77,14 @@ def plain_scrub(text: str) -> str:
             return m.group(0)
         return m.group(0)[: m.start(3) - m.start(0)] + "<SECRET>" + m.group(2)
 
-    return _PLAIN_GENERIC.sub(generic, text)
+    text = _PLAIN_GENERIC.sub(generic, text)
+
+    def bearer(m: re.Match[str]) -> str:
+        if not scrub.is_secret_value("bearer", m.group(1)):
+            return m.group(0)
+        return m.group(0)[: m.start(1) - m.start(0)] + "<SECRET>"
+
+    return _PLAIN_BEARER.sub(bearer, text)
 
 
 def previous_scrubber() -> Callable[[str], str] | None:

@@ -16,8 +16,12 @@ What is found:
   `"name" => "v"`, `@name "v"`, `:name, "v"`, `{name, <<"v">>}`, `NAME=v`,
   `"name": "v"`, `System.get_env("NAME") || "v"`), then a literal that is not a
   placeholder and whose Shannon entropy is high enough. Names that say "this is
-  a secret" (password, secret, token, salt) need less entropy than names that
-  only say "key" or "api", where identifiers and paths are common values.
+  a secret" (password, secret, token, salt, bearer) need less entropy than names
+  that only say "key" or "api", where identifiers and paths are common values;
+- a bearer token written after the word itself, as in an HTTP header
+  (`"Authorization: Bearer v"`, `curl -H 'authorization: bearer v'`), judged
+  like a token's value (so `Bearer #{token}`, `Bearer YOUR_TOKEN` and prose
+  stay).
 
 Speed matters (every byte of the corpus passes through here), so each search
 starts from something cheap to find: a substring test before a regex, a literal
@@ -104,10 +108,10 @@ _USERINFO = re.compile(r"([^:/@\s\"'<>]*):([^@/\s\"'<>]+)@")
 _DEV_PASSWORDS = frozenset({"postgres", "password", "pass", "root", "mysql", "guest", "secret", "admin"})
 
 # --- the generic rule --------------------------------------------------------
-_KEY_WORDS = ("key", "secret", "token", "passw", "pwd", "credential", "auth", "api", "salt")
+_KEY_WORDS = ("key", "secret", "token", "passw", "pwd", "credential", "auth", "api", "salt", "bearer")
 # Names whose value is a secret whatever it looks like: Phoenix's salts are 8 random chars.
 _SALT_NAMES = ("secret_key_base", "signing_salt", "encryption_salt")
-_STRONG_WORDS = ("passw", "pwd", "secret", "token", "credential", "salt")
+_STRONG_WORDS = ("passw", "pwd", "secret", "token", "credential", "salt", "bearer")
 # A name ending in one of these holds a reference to a secret, not the secret.
 _REFERENCE_SUFFIXES = frozenset(
     {
@@ -137,6 +141,9 @@ _ASSIGN = re.compile(
     r"""[\w-]*(["']?)[ \t]*(=>|:=|:(?!:)|=(?![=~])|,|\)[ \t]*\|\||)\s{0,40}(?:<<)?"""
     r"""(?:(["'])((?:Bearer |Basic |Token |token )?)([^"'\s]{8,512})\3|([^\s"'#;,(){}\[\]]{8,512})(?=\s|$))"""
 )
+# RFC 6750's token68 after "Bearer " and a space, ended by anything else (a quote,
+# a space, the end of the line); 16 characters at least, as short ones are words.
+_BEARER_VALUE = re.compile(r"[ \t]+([A-Za-z0-9._~+/-]{16,512}=*)(?![A-Za-z0-9._~+/=#{-])")
 _PLACEHOLDER = re.compile(
     r"(?i)^(?:<.*|.*>|\[.*\]|\$.*|\{\{.*|%\{.*|.*#\{.*|.*\.\.\..*|x{3,}.*|.*xxxx.*|\*{3,}.*|"
     r"change[_-]?me.*|your[_-].*|my[_-].*|.*[_-]here|replace[_-]?me.*|todo.*|dummy.*|example.*|sample.*|"
@@ -294,6 +301,12 @@ class Scrubber:
                     if span:
                         spans.add(span)
                 i = lower.find(word, i + len(word))
+        i = lower.find("bearer")
+        while i >= 0:
+            m = _BEARER_VALUE.match(text, i + len("bearer"))
+            if m and is_secret_value("bearer", m.group(1)):
+                spans.add(m.span(1))
+            i = lower.find("bearer", i + len("bearer"))
         return _replace_spans(text, spans, found, "token") if spans else text
 
     @staticmethod

@@ -113,6 +113,10 @@ SECRETS: list[Case] = [
     _p("gcp_service_account", '{"type": "service_account", "private_key": "{S}"}', _GCP_KEY),
     _p("slack_bot_token", 'slack_token: "{S}"', "xo" + "xb-" + fake(string.digits, 12) + "-" + fake(ALNUM, 24)),
     _p("aws_access_key", 'aws_access_key_id: "{S}"', "AK" + "IA" + fake(UPPER, 16)),
+    # bearer tokens written after the word, as HTTP headers are
+    _p("bearer_header_string", 'headers: ["Authorization: Bearer {S}"]', fake(URLSAFE, 43)),
+    _p("bearer_curl", "# curl -H 'authorization: bearer {S}' https://api.internal/v1", fake(HEX, 40)),
+    _p("req_bearer_auth", 'Req.get!(url, auth: {:bearer, "{S}"})', fake(ALNUM, 32)),
 ]
 
 LOOK_ALIKES: list[Case] = [
@@ -181,4 +185,10 @@ LOOK_ALIKES: list[Case] = [
     Case("uri_test_userinfo", 'assert URI.parse("http://foo:bar@localhost:4444") == expected_uri'),
     Case("proxy_env", 'System.put_env("HTTP_PROXY", "http://my:proxy@localhost:3128")'),
     Case("keyword_function", 'Keyword.get(opts, :api_key, "default-dev-key")'),
+    Case("bearer_concat", 'put_req_header(conn, "authorization", "Bearer " <> token)'),
+    Case("bearer_doc_placeholder", "curl -H 'Authorization: Bearer YOUR_ACCESS_TOKEN' https://api.example.com"),
+    Case("bearer_shell_var", 'curl -H "Authorization: Bearer ${API_TOKEN}" "$URL"'),
+    Case("bearer_prose", "The plug reads the Bearer authentication scheme of RFC 6750."),
+    Case("bearer_module", "plug MyApp.Guardian.Pipeline, module: MyApp.BearerTokenStrategy"),
+    Case("req_bearer_variable", "Req.get!(url, auth: {:bearer, token})"),
 ]
