@@ -217,8 +217,8 @@ def _message_line(record: dict[str, Any], lineno: int, stream: _Pairer) -> None:
 
 
 def _continue_session(path: Path, result: ParsedLog) -> None:
-    """A Continue session file; a problem with the whole file is reported as line 1,
-    one with a history item as that item's number."""
+    """A Continue session file. Broken JSON is reported at its error's line, a
+    document that is not a session as line 1, and a bad history item as its number."""
     try:
         session = json.loads(path.read_text(encoding="utf-8", errors="replace"))
     except json.JSONDecodeError as exc:
