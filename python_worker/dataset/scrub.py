@@ -300,13 +300,11 @@ class Scrubber:
                     span = self._secret_span(text, lower, i, m)
                     if span:
                         spans.add(span)
+                if word == "bearer":  # also "Bearer v", the token after the word itself
+                    m = _BEARER_VALUE.match(text, i + len(word))
+                    if m and is_secret_value(word, m.group(1)):
+                        spans.add(m.span(1))
                 i = lower.find(word, i + len(word))
-        i = lower.find("bearer")
-        while i >= 0:
-            m = _BEARER_VALUE.match(text, i + len("bearer"))
-            if m and is_secret_value("bearer", m.group(1)):
-                spans.add(m.span(1))
-            i = lower.find("bearer", i + len("bearer"))
         return _replace_spans(text, spans, found, "token") if spans else text
 
     @staticmethod
