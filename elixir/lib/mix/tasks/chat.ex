@@ -38,6 +38,8 @@ defmodule Mix.Tasks.Chat do
   alias DevstralElixir.Jobs.CLI
 
   @switches [model: :string, system: :string, max_tokens: :integer]
+  # Ctrl-C and Esc: they stop a streaming answer, and a prompt line holding one is dropped.
+  @stop_keys [<<3>>, <<27>>]
   @help "commands: /reset, /model [ID], /help, /quit; Ctrl-C or Esc stops an answer, Ctrl-D quits"
 
   @impl true
@@ -171,7 +173,7 @@ defmodule Mix.Tasks.Chat do
 
   defp handle(line, state) do
     cond do
-      String.contains?(line, [<<3>>, <<27>>]) ->
+      String.contains?(line, @stop_keys) ->
         notice(state, "(line dropped: Ctrl-C or Esc stops an answer; Ctrl-D quits)")
         state
 
@@ -266,7 +268,7 @@ defmodule Mix.Tasks.Chat do
   end
 
   # While an answer streams: Ctrl-C and Esc stop it; other keys are dropped.
-  defp stop?({:stdin, key}) when key in [<<3>>, <<27>>], do: true
+  defp stop?({:stdin, key}) when key in @stop_keys, do: true
   defp stop?(_other), do: false
 
   # Keys that arrived with the stop (the rest of an escape sequence) or were
